@@ -1,0 +1,254 @@
+//! Every message survives encode, arbitrary splitting and decode, and many
+//! frames in one buffer come out in order.
+
+use procpool_ipc::{
+    Call, CallKind, Decoder, ExitReason, FrameBuf, FrameReader, FrameWriter, FromWorker, Hello,
+    Outcome, RemoteError, RemoteErrorKind, ToWorker,
+};
+use proptest::prelude::*;
+
+/// Owned stand-ins for the borrowing messages, so proptest can generate them.
+#[derive(Debug, Clone)]
+enum Owned {
+    Call(u64, String, bool, Vec<u8>),
+    Shutdown,
+    Hello(u32, Vec<String>),
+    DoneOutput(u64, Vec<u8>),
+    DoneError(u64, u8, String, Option<String>),
+    Exiting(u8, String),
+}
+
+fn kind(k: u8) -> RemoteErrorKind {
+    match k % 5 {
+        0 => RemoteErrorKind::Panicked,
+        1 => RemoteErrorKind::UnknownTask,
+        2 => RemoteErrorKind::ArgsDecode,
+        3 => RemoteErrorKind::OutputEncode,
+        _ => RemoteErrorKind::Initializer,
+    }
+}
+
+fn owned() -> impl Strategy<Value = Owned> {
+    prop_oneof![
+        (
+            any::<u64>(),
+            ".{0,20}",
+            any::<bool>(),
+            prop::collection::vec(any::<u8>(), 0..300)
+        )
+            .prop_map(|(id, t, b, p)| Owned::Call(id, t, b, p)),
+        Just(Owned::Shutdown),
+        (any::<u32>(), prop::collection::vec(".{0,12}", 0..5))
+            .prop_map(|(p, t)| Owned::Hello(p, t)),
+        (any::<u64>(), prop::collection::vec(any::<u8>(), 0..300))
+            .prop_map(|(id, p)| Owned::DoneOutput(id, p)),
+        (
+            any::<u64>(),
+            any::<u8>(),
+            ".{0,40}",
+            proptest::option::of(".{0,40}")
+        )
+            .prop_map(|(id, k, m, b)| Owned::DoneError(id, k, m, b)),
+        (any::<u8>(), ".{0,20}").prop_map(|(r, m)| Owned::Exiting(r, m)),
+    ]
+}
+
+fn remote(k: u8, m: &str, b: &Option<String>) -> RemoteError {
+    RemoteError {
+        kind: kind(k),
+        message: m.to_owned(),
+        backtrace: b.clone(),
+    }
+}
+
+fn exit_reason(r: u8, m: &str) -> ExitReason {
+    match r % 3 {
+        0 => ExitReason::MaxTasks,
+        1 => ExitReason::Shutdown,
+        _ => ExitReason::InitializerFailed(remote(r, m, &None)),
+    }
+}
+
+/// Pushes `m` and returns a closure-free check that the decoded frame matches.
+fn push(out: &mut FrameBuf, m: &Owned) {
+    match m {
+        Owned::Call(id, t, batch, p) => out.push(&ToWorker::Call(Call {
+            id: *id,
+            task: t,
+            kind: if *batch {
+                CallKind::Batch
+            } else {
+                CallKind::Single
+            },
+            payload: p,
+        })),
+        Owned::Shutdown => out.push(&ToWorker::Shutdown),
+        Owned::Hello(pid, tasks) => out.push(&FromWorker::Hello(Hello::new(*pid, tasks.clone()))),
+        Owned::DoneOutput(id, p) => out.push(&FromWorker::Done(procpool_ipc_done(*id, p))),
+        Owned::DoneError(id, k, msg, b) => out.push(&FromWorker::Done(procpool_ipc::Done {
+            id: *id,
+            outcome: Outcome::Error(remote(*k, msg, b)),
+        })),
+        Owned::Exiting(r, msg) => out.push(&FromWorker::Exiting(exit_reason(*r, msg))),
+    }
+    .expect("every generated message encodes");
+}
+
+fn procpool_ipc_done(id: u64, p: &[u8]) -> procpool_ipc::Done<'_> {
+    procpool_ipc::Done {
+        id,
+        outcome: Outcome::Output(p),
+    }
+}
+
+fn check(frame: &[u8], m: &Owned) {
+    match m {
+        Owned::Call(id, t, batch, p) => {
+            let ToWorker::Call(c) = ToWorker::decode(frame).unwrap() else {
+                panic!("not a call")
+            };
+            assert_eq!((c.id, c.task, c.payload), (*id, t.as_str(), p.as_slice()));
+            assert_eq!(c.kind == CallKind::Batch, *batch);
+        }
+        Owned::Shutdown => assert_eq!(ToWorker::decode(frame).unwrap(), ToWorker::Shutdown),
+        Owned::Hello(pid, tasks) => {
+            let FromWorker::Hello(h) = FromWorker::decode(frame).unwrap() else {
+                panic!("not a hello")
+            };
+            h.check().unwrap();
+            assert_eq!((h.pid, &h.tasks), (*pid, tasks));
+        }
+        Owned::DoneOutput(id, p) => assert_eq!(
+            FromWorker::decode(frame).unwrap(),
+            FromWorker::Done(procpool_ipc_done(*id, p))
+        ),
+        Owned::DoneError(id, k, msg, b) => assert_eq!(
+            FromWorker::decode(frame).unwrap(),
+            FromWorker::Done(procpool_ipc::Done {
+                id: *id,
+                outcome: Outcome::Error(remote(*k, msg, b))
+            })
+        ),
+        Owned::Exiting(r, msg) => assert_eq!(
+            FromWorker::decode(frame).unwrap(),
+            FromWorker::Exiting(exit_reason(*r, msg))
+        ),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn messages_survive_any_chunking(
+        messages in prop::collection::vec(owned(), 1..12),
+        cuts in prop::collection::vec(1usize..64, 1..32),
+    ) {
+        let mut out = FrameBuf::new();
+        for m in &messages {
+            push(&mut out, m);
+        }
+        let bytes = out.pending().to_vec();
+        let mut decoder = Decoder::new();
+        let mut next = 0;
+        let mut at = 0;
+        let mut i = 0;
+        while at < bytes.len() {
+            let n = cuts[i % cuts.len()].min(bytes.len() - at);
+            decoder.feed(&bytes[at..at + n]);
+            at += n;
+            i += 1;
+            while let Some(frame) = decoder.next_frame().unwrap() {
+                check(frame, &messages[next]);
+                next += 1;
+            }
+        }
+        prop_assert_eq!(next, messages.len());
+        prop_assert!(decoder.finish().is_ok());
+    }
+
+    #[test]
+    fn blocking_reader_and_writer_agree(messages in prop::collection::vec(owned(), 0..8)) {
+        let mut writer = FrameWriter::new(Vec::new());
+        let mut expected = FrameBuf::new();
+        for m in &messages {
+            push(&mut expected, m);
+        }
+        // The writer queues the same bytes the buffer holds.
+        let mut raw = FrameBuf::new();
+        for m in &messages {
+            push(&mut raw, m);
+        }
+        writer.queue(&ToWorker::Shutdown).unwrap();
+        writer.flush().unwrap();
+        let mut stream = writer.get_ref().clone();
+        stream.extend_from_slice(raw.pending());
+        let mut reader = FrameReader::new(stream.as_slice());
+        let first = reader.next_frame().unwrap().unwrap();
+        prop_assert_eq!(ToWorker::decode(first).unwrap(), ToWorker::Shutdown);
+        for m in &messages {
+            let frame = reader.next_frame().unwrap().expect("a frame per message");
+            check(frame, m);
+        }
+        prop_assert!(reader.next_frame().unwrap().is_none());
+    }
+}
+
+#[test]
+fn one_read_takes_many_small_frames() {
+    let mut out = FrameBuf::new();
+    for id in 0..1000 {
+        out.push(&ToWorker::Call(Call::single(id, "noop", &[])))
+            .unwrap();
+    }
+    let bytes = out.pending().to_vec();
+    let mut decoder = Decoder::new();
+    let mut source = bytes.as_slice();
+    let mut reads = 0;
+    let mut ids = Vec::new();
+    while !source.is_empty() {
+        decoder.read_from(&mut source).unwrap();
+        reads += 1;
+        while let Some(frame) = decoder.next_frame().unwrap() {
+            let ToWorker::Call(call) = ToWorker::decode(frame).unwrap() else {
+                panic!("not a call")
+            };
+            ids.push(call.id);
+        }
+    }
+    assert_eq!(ids, (0..1000).collect::<Vec<_>>());
+    assert!(reads <= 2, "{} bytes took {reads} reads", bytes.len());
+}
+
+#[test]
+fn frame_buf_resumes_after_a_short_write() {
+    /// Takes at most 5 bytes per write, then refuses with WouldBlock once.
+    struct Trickle(Vec<u8>, bool);
+    impl std::io::Write for Trickle {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.1 = !self.1;
+            if self.1 {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            let n = b.len().min(5);
+            self.0.extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = FrameBuf::new();
+    out.push(&ToWorker::Call(Call::single(1, "echo", b"hello world")))
+        .unwrap();
+    out.push(&ToWorker::Shutdown).unwrap();
+    let expected = out.pending().to_vec();
+    let mut pipe = Trickle(Vec::new(), false);
+    let mut calls = 0;
+    while !out.write_to(&mut pipe).unwrap() {
+        calls += 1;
+        assert!(calls < 100, "no progress");
+    }
+    assert!(out.is_empty());
+    assert_eq!(pipe.0, expected);
+}

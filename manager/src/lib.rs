@@ -1,0 +1,1 @@
+//! procpool-manager: the parent's event loop (work in progress).

@@ -1,0 +1,1 @@
+//! procpool: a process pool executor (work in progress).
