@@ -53,6 +53,7 @@
 #![forbid(unsafe_code)]
 
 mod codec;
+pub mod env;
 mod error;
 mod frame;
 mod io;

@@ -1,0 +1,69 @@
+//! The environment variables through which a parent starts a worker: part of
+//! the protocol, so that the manager and the worker crate agree on them
+//! without depending on each other.
+//!
+//! The channel itself needs no variable: the call pipe is the child's stdin
+//! and the result pipe its stdout.
+
+/// Set (to [`WORKER_MODE`]) when this process was started as a procpool
+/// worker.
+pub const WORKER: &str = "PROCPOOL_WORKER";
+/// The value of [`WORKER`]: the protocol version, in case a worker binary of
+/// another version is started by mistake.
+pub const WORKER_MODE: &str = "v1";
+/// The parent's pid, in decimal: a worker whose parent is already someone
+/// else exits at once.
+pub const PARENT_PID: &str = "PROCPOOL_PARENT_PID";
+/// The number of calls after which the worker exits (`max_tasks_per_child`);
+/// absent means no limit.
+pub const MAX_TASKS: &str = "PROCPOOL_MAX_TASKS";
+/// The frame limit both sides use, in bytes.
+pub const MAX_FRAME_LEN: &str = "PROCPOOL_MAX_FRAME_LEN";
+/// The initializer's task name; absent means no initializer.
+pub const INITIALIZER: &str = "PROCPOOL_INITIALIZER";
+/// The initializer's encoded arguments, in lowercase hex.
+pub const INITIALIZER_ARGS: &str = "PROCPOOL_INITIALIZER_ARGS";
+
+/// `bytes` as lowercase hex.
+pub fn hex_encode(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 15)]));
+    }
+    s
+}
+
+/// The bytes of a hex string; `None` when it is not hex.
+pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            b'A'..=b'F' => Some(c - b'A' + 10),
+            _ => None,
+        }
+    }
+    let text = text.as_bytes();
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    text.chunks_exact(2)
+        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips_and_refuses_garbage() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(hex_decode(&hex_encode(&bytes)).unwrap(), bytes);
+        assert_eq!(hex_decode("0aF"), None);
+        assert_eq!(hex_decode("zz"), None);
+        assert_eq!(hex_decode(""), Some(vec![]));
+    }
+}

@@ -1,0 +1,262 @@
+//! The serve loop: Hello, the initializer, then calls until the channel ends.
+
+use crate::registry::Registry;
+use procpool_ipc::{
+    env, CallKind, Decoder, Done, EncodeError, ExitReason, FrameBuf, FrameWriter, FromWorker,
+    Hello, Outcome, ReadStatus, RemoteError, RemoteErrorKind, ToWorker, DEFAULT_MAX_FRAME_LEN,
+};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::atomic::Ordering;
+
+/// How a worker was started: what the parent put in its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The parent's pid, checked after asking for the parent-death signal.
+    pub parent_pid: Option<u32>,
+    /// Exit after this many calls (`max_tasks_per_child`).
+    pub max_tasks: Option<u64>,
+    /// The initializer's task name and encoded arguments.
+    pub initializer: Option<(String, Vec<u8>)>,
+    /// The frame limit for both directions.
+    pub max_frame_len: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            parent_pid: None,
+            max_tasks: None,
+            initializer: None,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+}
+
+/// A worker environment variable with a value that makes no sense.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable.
+    pub variable: &'static str,
+    /// Its value.
+    pub value: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad worker setting {}={:?}", self.variable, self.value)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Whether this process was started as a procpool worker.
+    pub fn is_worker() -> bool {
+        std::env::var_os(env::WORKER).is_some()
+    }
+
+    /// Reads the settings a parent passes in the environment; absent ones take
+    /// their defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for a variable that does not parse.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        fn var(name: &'static str) -> Option<String> {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        }
+        fn number<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>, ConfigError> {
+            var(name)
+                .map(|v| {
+                    v.parse().map_err(|_| ConfigError {
+                        variable: name,
+                        value: v,
+                    })
+                })
+                .transpose()
+        }
+        let initializer = match var(env::INITIALIZER) {
+            None => None,
+            Some(name) => {
+                let hex = var(env::INITIALIZER_ARGS).unwrap_or_default();
+                let args = env::hex_decode(&hex).ok_or(ConfigError {
+                    variable: env::INITIALIZER_ARGS,
+                    value: hex,
+                })?;
+                Some((name, args))
+            }
+        };
+        Ok(Self {
+            parent_pid: number(env::PARENT_PID)?,
+            max_tasks: number::<u64>(env::MAX_TASKS)?.filter(|&n| n > 0),
+            initializer,
+            max_frame_len: number(env::MAX_FRAME_LEN)?.unwrap_or(DEFAULT_MAX_FRAME_LEN),
+        })
+    }
+}
+
+/// Why the serve loop ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Ending {
+    /// The call channel reached its end between frames: the parent is done.
+    ChannelClosed,
+    /// The parent sent `Shutdown`.
+    Shutdown,
+    /// `max_tasks` calls were served; `Exiting` was sent.
+    MaxTasks,
+    /// The initializer failed; `Exiting` with the cause was sent.
+    InitializerFailed(RemoteError),
+    /// The call channel carried something that is not the protocol.
+    Protocol(String),
+    /// The result channel failed (the parent is gone, usually).
+    Io(io::Error),
+}
+
+impl Ending {
+    /// The exit status a worker process ends with: 0 for the orderly ends, 3
+    /// for a failed initializer, 2 for a protocol violation, 1 for a broken
+    /// channel.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Self::ChannelClosed | Self::Shutdown | Self::MaxTasks => 0,
+            Self::InitializerFailed(_) => 3,
+            Self::Protocol(_) => 2,
+            Self::Io(_) => 1,
+        }
+    }
+}
+
+impl fmt::Display for Ending {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ChannelClosed => f.write_str("the call channel closed"),
+            Self::Shutdown => f.write_str("the parent asked it to shut down"),
+            Self::MaxTasks => f.write_str("it served its maximum number of tasks"),
+            Self::InitializerFailed(e) => write!(f, "its initializer failed: {}", e.message),
+            Self::Protocol(e) => write!(f, "protocol violation on the call channel: {e}"),
+            Self::Io(e) => write!(f, "the result channel failed: {e}"),
+        }
+    }
+}
+
+/// Serves calls from `calls` with `registry`, writing results to `results`,
+/// until the channel ends. This is the whole worker without the process
+/// setup, so it can run over any `Read`/`Write` (tests, fuzzing, a custom
+/// launcher).
+pub fn serve_channel<R: Read, W: Write>(
+    registry: &Registry,
+    config: &Config,
+    mut calls: R,
+    results: W,
+) -> Ending {
+    crate::panic_capture::install_hook();
+    let mut out = FrameWriter::with_buf(results, FrameBuf::with_max_frame_len(config.max_frame_len));
+    let mut names: Vec<String> = registry.names().map(str::to_owned).collect();
+    names.sort_unstable();
+    if let Err(e) = out.send(&FromWorker::Hello(Hello::new(std::process::id(), names))) {
+        return Ending::Io(e);
+    }
+    if let Some((name, args)) = &config.initializer {
+        if let Err(e) = registry.initialize(name, args) {
+            let mut e = e;
+            if e.kind != RemoteErrorKind::Initializer {
+                e.message = format!("initializer `{name}`: {} ({})", e.message, e.kind);
+                e.kind = RemoteErrorKind::Initializer;
+            }
+            let _ = out.send(&FromWorker::Exiting(ExitReason::InitializerFailed(e.clone())));
+            return Ending::InitializerFailed(e);
+        }
+    }
+    let mut decoder = Decoder::with_max_frame_len(config.max_frame_len);
+    let mut output = Vec::new();
+    let mut served: u64 = 0;
+    loop {
+        match decoder.frame_ready() {
+            Ok(true) => {}
+            Ok(false) => {
+                // Nothing whole is buffered: send what is queued, then block.
+                if let Err(e) = out.flush() {
+                    return Ending::Io(e);
+                }
+                match decoder.read_from(&mut calls) {
+                    Ok(ReadStatus::Data(_)) => continue,
+                    Ok(ReadStatus::Eof) => {
+                        return match decoder.finish() {
+                            Ok(()) => Ending::ChannelClosed,
+                            Err(e) => Ending::Protocol(e.to_string()),
+                        }
+                    }
+                    Err(e) => return Ending::Protocol(format!("reading calls failed: {e}")),
+                }
+            }
+            Err(e) => return Ending::Protocol(e.to_string()),
+        }
+        let frame = match decoder.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => continue,
+            Err(e) => return Ending::Protocol(e.to_string()),
+        };
+        let call = match ToWorker::decode(frame) {
+            Ok(ToWorker::Call(call)) => call,
+            Ok(ToWorker::Shutdown) => {
+                let _ = out.send(&FromWorker::Exiting(ExitReason::Shutdown));
+                return Ending::Shutdown;
+            }
+            Err(e) => return Ending::Protocol(e.to_string()),
+        };
+        output.clear();
+        let result = registry.call(call.task, call.kind, call.payload, &mut output);
+        // A stop request belongs to the call it interrupted.
+        crate::sys::STOP_REQUESTED.store(false, Ordering::Relaxed);
+        let outcome = match &result {
+            Ok(()) => Outcome::Output(&output),
+            Err(e) => Outcome::Error(e.clone()),
+        };
+        if let Err(e) = queue_done(&mut out, call.id, call.task, call.kind, outcome) {
+            return Ending::Io(e);
+        }
+        served += 1;
+        if config.max_tasks == Some(served) {
+            if let Err(e) = out.send(&FromWorker::Exiting(ExitReason::MaxTasks)) {
+                return Ending::Io(e);
+            }
+            return Ending::MaxTasks;
+        }
+    }
+}
+
+/// Queues a `Done`; an output too large for a frame goes back as an
+/// `OutputEncode` error instead, so the parent hears why.
+fn queue_done<W: Write>(
+    out: &mut FrameWriter<W>,
+    id: u64,
+    task: &str,
+    kind: CallKind,
+    outcome: Outcome<'_>,
+) -> io::Result<()> {
+    match out.queue(&FromWorker::Done(Done { id, outcome })) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let what = match kind {
+                CallKind::Single => "output",
+                CallKind::Batch => "batch of outputs",
+            };
+            let reason = match e {
+                EncodeError::TooLong { len, limit } => {
+                    format!("{len} bytes, over the frame limit of {limit} bytes")
+                }
+                other => other.to_string(),
+            };
+            let error = RemoteError::new(
+                RemoteErrorKind::OutputEncode,
+                format!("task `{task}`: cannot send the {what}: {reason}"),
+            );
+            out.queue(&FromWorker::Done(Done {
+                id,
+                outcome: Outcome::Error(error),
+            }))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        }
+    }
+}
