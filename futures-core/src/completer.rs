@@ -1,0 +1,192 @@
+//! The executor's side of a future, [`Completer`]: start it, complete it, or stop it.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::state::{self, Phase, Shared};
+use crate::{Future, InvalidState, State};
+
+/// The completing side of a [`Future`], held by the executor.
+///
+/// A user of the future cannot complete it: only this handle can, once. The
+/// methods mirror CPython's executor-facing `Future` methods
+/// (`set_running_or_notify_cancel`, `set_result`, `set_exception`), plus
+/// [`set_cancelled`](Self::set_cancelled) and
+/// [`set_abort_hook`](Self::set_abort_hook) for stopping a running task.
+///
+/// Completing is cheap: it notifies the condvar only if a thread is blocked
+/// on it, and allocates nothing when nobody listens. Waiters, wakers and then
+/// done callbacks run on the completing thread, after the lock is released.
+///
+/// It is not `Clone`: one owner completes the future (share it in an `Arc` if
+/// needed). Dropping a `Completer` whose future is not done cancels the future, so a
+/// waiter never hangs on an executor that gave up (or panicked). Complete it
+/// with an error first if that should be reported differently.
+pub struct Completer<T, E> {
+    shared: Arc<Shared<T, E>>,
+}
+
+/// A new pending future and its completer.
+///
+/// # Examples
+///
+/// ```
+/// # #[derive(Debug, Clone, PartialEq)]
+/// # enum Error { Cancelled, Timeout }
+/// # impl From<procpool_futures::Cancelled> for Error { fn from(_: procpool_futures::Cancelled) -> Self { Error::Cancelled } }
+/// # impl From<procpool_futures::Timeout> for Error { fn from(_: procpool_futures::Timeout) -> Self { Error::Timeout } }
+/// let (future, completer) = procpool_futures::pair::<u32, Error>();
+/// assert!(completer.set_running_or_notify_cancel());
+/// completer.set_result(7).unwrap();
+/// assert_eq!(future.result(None), Ok(7));
+/// ```
+pub fn pair<T, E>() -> (Future<T, E>, Completer<T, E>) {
+    let completer = Completer::new();
+    (completer.future(), completer)
+}
+
+impl<T, E> Completer<T, E> {
+    /// A completer for a new pending future; get the future with [`future`](Self::future).
+    pub fn new() -> Self {
+        Completer {
+            shared: Arc::new(Shared::new()),
+        }
+    }
+
+    /// A user handle of the future; call it as often as needed.
+    pub fn future(&self) -> Future<T, E> {
+        Future::from_shared(Arc::clone(&self.shared))
+    }
+
+    /// Marks the future running, unless it was cancelled: CPython's
+    /// `set_running_or_notify_cancel()`. Call it just before running the task.
+    ///
+    /// Returns true if it moved the future from pending to running: run the
+    /// task. Returns false if the future was cancelled: do not run it. Unlike
+    /// CPython, which raises, it also returns false (and changes nothing) on a
+    /// future that is already running or finished, since the task must not
+    /// run twice.
+    pub fn set_running_or_notify_cancel(&self) -> bool {
+        let mut inner = self.shared.inner.lock();
+        if matches!(inner.phase, Phase::Pending) {
+            inner.phase = Phase::Running;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Finishes the future with the task's output: CPython's `set_result`.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidState`] if the future is already finished or cancelled; the
+    /// output is dropped.
+    pub fn set_result(&self, output: T) -> Result<(), InvalidState> {
+        self.complete(Phase::Output(output))
+    }
+
+    /// Finishes the future with the task's error: CPython's `set_exception`.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidState`] if the future is already finished or cancelled.
+    pub fn set_error(&self, error: E) -> Result<(), InvalidState> {
+        self.complete(Phase::Error(error))
+    }
+
+    /// Ends the future as cancelled, from pending or running.
+    ///
+    /// An executor calls it after it stopped a running task on
+    /// [`abort`](Future::abort) (Running -> Cancelled), or to cancel pending
+    /// work, e.g. on `shutdown(cancel_futures)`.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidState`] if the future is already finished or cancelled.
+    pub fn set_cancelled(&self) -> Result<(), InvalidState> {
+        self.complete(Phase::Cancelled)
+    }
+
+    fn complete(&self, phase: Phase<T, E>) -> Result<(), InvalidState> {
+        let mut inner = self.shared.inner.lock();
+        if inner.phase.is_done() {
+            return Err(InvalidState::new(inner.phase.state()));
+        }
+        let completion = self.shared.finish(&mut inner, phase);
+        drop(inner);
+        completion.fire(&self.shared);
+        Ok(())
+    }
+
+    /// Sets how [`Future::abort`] stops the running task, e.g. by telling the
+    /// manager to kill the worker process that runs it.
+    ///
+    /// The hook runs at most once, on the thread that calls `abort` (or in a
+    /// dropped [`AbortOnDrop`](crate::AbortOnDrop), possibly inside an async
+    /// task): it must not block. If `abort` was already called while the
+    /// future was running, the hook runs at once, on this thread, so setting
+    /// it after `set_running_or_notify_cancel` loses no abort. A later call
+    /// replaces a hook that has not run. The hook is dropped, unrun, once the
+    /// future is done.
+    pub fn set_abort_hook<F>(&self, hook: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let mut inner = self.shared.inner.lock();
+        if inner.phase.is_done() {
+            return;
+        }
+        if inner.abort_requested && matches!(inner.phase, Phase::Running) {
+            drop(inner);
+            state::run_abort_hook(Box::new(hook));
+        } else {
+            let old = inner.abort_hook.replace(Box::new(hook));
+            drop(inner);
+            drop(old);
+        }
+    }
+
+    /// Where the future is now.
+    pub fn state(&self) -> State {
+        self.shared.inner.lock().phase.state()
+    }
+
+    /// Whether the future was cancelled (by a user while pending, or by this completer).
+    pub fn is_cancelled(&self) -> bool {
+        self.state() == State::Cancelled
+    }
+
+    /// Whether the future is done (finished or cancelled).
+    pub fn is_done(&self) -> bool {
+        self.state().is_done()
+    }
+
+    /// Whether [`Future::abort`] was called while the future was running.
+    pub fn is_abort_requested(&self) -> bool {
+        self.shared.inner.lock().abort_requested
+    }
+}
+
+impl<T, E> Default for Completer<T, E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T, E> Drop for Completer<T, E> {
+    fn drop(&mut self) {
+        // Ignoring the error: a done future is what we want.
+        let _ = self.complete(Phase::Cancelled);
+    }
+}
+
+impl<T, E> fmt::Debug for Completer<T, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let inner = self.shared.inner.lock();
+        f.debug_struct("Completer")
+            .field("state", &inner.phase.state())
+            .field("abort_requested", &inner.abort_requested)
+            .finish_non_exhaustive()
+    }
+}
