@@ -1,2 +1,242 @@
-//! Tests only: CPython's executor behaviour and procpool's failure matrix, run
-//! against real worker processes. The tests live in `tests/`.
+//! Tests only: CPython's executor behaviour (`shared/CPYTHON-CONTRACT.md`)
+//! and procpool's failure matrix, run against real worker processes.
+//!
+//! ```text
+//!  tests/*.rs  --Pool::builder().worker_program(procpool-test-worker)-->  procpool-test-worker
+//!      |                                                                   (src/bin: serves
+//!      +-- the `tasks` below, shared by both sides as typed Task consts      `registry()`)
+//! ```
+//!
+//! The tasks are deliberately hostile where a test needs it: they panic,
+//! exit, crash with a signal, fail to encode or decode, ignore SIGTERM, or
+//! start processes of their own.
+
+use procpool::{ByteBuf, Registry, Task};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The typed task handles both sides share.
+pub mod tasks {
+    use super::*;
+
+    /// `x * x`.
+    pub const SQUARE: Task<u64, u64> = Task::new("square");
+    /// Does nothing.
+    pub const NOOP: Task<(), ()> = Task::new("noop");
+    /// The worker's pid.
+    pub const GETPID: Task<(), u32> = Task::new("getpid");
+    /// Sleeps this many milliseconds, then returns the worker's pid.
+    pub const SLEEP_MS: Task<u64, u32> = Task::new("sleep_ms");
+    /// Returns its bytes.
+    pub const ECHO: Task<ByteBuf, ByteBuf> = Task::new("echo");
+    /// That many bytes.
+    pub const BIG_OUTPUT: Task<u64, ByteBuf> = Task::new("big_output");
+    /// Panics with the message.
+    pub const PANIC: Task<String, ()> = Task::new("panic");
+    /// `Err` for multiples of 3, else `Ok(x)`: an error value is an output.
+    pub const FAIL_EVERY_THIRD: Task<u64, Result<u64, String>> = Task::new("fail_every_third");
+    /// Panics on multiples of 3, else `x * x`.
+    pub const PANIC_EVERY_THIRD: Task<u64, u64> = Task::new("panic_every_third");
+    /// Exits the worker process with this code.
+    pub const EXIT: Task<i32, ()> = Task::new("exit");
+    /// Crashes the worker with SIGSEGV.
+    pub const SEGFAULT: Task<(), ()> = Task::new("segfault");
+    /// SIGKILLs its own worker.
+    pub const KILL_SELF: Task<(), ()> = Task::new("kill_self");
+    /// Its output cannot be encoded.
+    pub const UNENCODABLE_OUTPUT: Task<(), Unencodable> = Task::new("unencodable_output");
+    /// Its arguments cannot be decoded in the worker.
+    pub const UNDECODABLE_ARGS: Task<Undecodable, ()> = Task::new("undecodable_args");
+    /// The worker exits (code 1) while decoding its arguments.
+    pub const EXIT_DECODING_ARGS: Task<ExitOnDecode, ()> = Task::new("exit_decoding_args");
+    /// The worker aborts while encoding its output.
+    pub const ABORT_ENCODING_OUTPUT: Task<(), AbortOnEncode> = Task::new("abort_encoding_output");
+    /// The worker sends a string; this side expects a `u64`: the parent
+    /// cannot decode the output.
+    pub const WRONG_OUTPUT_TYPE: Task<(), u64> = Task::new("wrong_output_type");
+    /// No worker registers it.
+    pub const UNKNOWN: Task<(), ()> = Task::new("no_such_task");
+    /// Polls `stop_requested` every 5 ms for up to `max_ms`; when asked to
+    /// stop, writes the marker file and returns `true`.
+    pub const COOPERATIVE: Task<(String, u64), bool> = Task::new("cooperative");
+    /// Sleeps `secs` seconds and ignores SIGTERM's flag.
+    pub const STUBBORN: Task<u64, ()> = Task::new("stubborn");
+    /// Starts `sleep <secs>` as a child, writes its pid to the file, then
+    /// sleeps as long itself.
+    pub const WITH_GRANDCHILD: Task<(String, u64), ()> = Task::new("with_grandchild");
+    /// Writes its CLOCK_MONOTONIC start time (ns) to the file, then sleeps.
+    pub const STAMPED_SLEEP: Task<(String, u64), ()> = Task::new("stamped_sleep");
+    /// Prints a lot to stdout and returns its argument.
+    pub const PRINT: Task<String, String> = Task::new("print");
+    /// Initializer: counts its runs; `Err` when asked to fail.
+    pub const INIT: Task<bool, Result<(), String>> = Task::new("init");
+    /// Initializer that panics.
+    pub const INIT_PANIC: Task<(), ()> = Task::new("init_panic");
+    /// How often `INIT` ran in this worker.
+    pub const INIT_COUNT: Task<(), u32> = Task::new("init_count");
+}
+
+static INIT_RUNS: AtomicU32 = AtomicU32::new(0);
+
+/// An output whose `Serialize` always fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unencodable;
+
+impl Serialize for Unencodable {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("Unencodable refuses to be encoded"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Unencodable {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Ok(Self)
+    }
+}
+
+/// Arguments that encode but whose `Deserialize` always fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecodable;
+
+impl Serialize for Undecodable {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+impl<'de> Deserialize<'de> for Undecodable {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom("Undecodable refuses to be decoded"))
+    }
+}
+
+/// Arguments whose decoding exits the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitOnDecode;
+
+impl Serialize for ExitOnDecode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+impl<'de> Deserialize<'de> for ExitOnDecode {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        std::process::exit(1)
+    }
+}
+
+/// An output whose encoding aborts the process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AbortOnEncode;
+
+impl Serialize for AbortOnEncode {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        std::process::abort()
+    }
+}
+
+impl<'de> Deserialize<'de> for AbortOnEncode {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Ok(Self)
+    }
+}
+
+fn pid() -> u32 {
+    std::process::id()
+}
+
+/// CLOCK_MONOTONIC in nanoseconds, comparable across processes.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the valid pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+/// Every task above.
+pub fn registry() -> Registry {
+    use tasks::*;
+    Registry::new()
+        .with(SQUARE, |x| x * x)
+        .with(NOOP, |()| ())
+        .with(GETPID, |()| pid())
+        .with(SLEEP_MS, |ms| {
+            std::thread::sleep(Duration::from_millis(ms));
+            pid()
+        })
+        .with(ECHO, |b| b)
+        .with(BIG_OUTPUT, |n| ByteBuf(vec![7; usize::try_from(n).unwrap_or(0)]))
+        .with(PANIC, |message: String| panic!("{message}"))
+        .with(FAIL_EVERY_THIRD, |x| {
+            if x % 3 == 0 {
+                Err(format!("{x} is a multiple of 3"))
+            } else {
+                Ok(x)
+            }
+        })
+        .with(PANIC_EVERY_THIRD, |x| {
+            assert!(x % 3 != 0, "{x} is a multiple of 3");
+            x * x
+        })
+        .with(EXIT, |code| std::process::exit(code))
+        .with(SEGFAULT, |()| {
+            // SAFETY: raising a signal at ourselves is what this task is for.
+            unsafe { libc::raise(libc::SIGSEGV) };
+        })
+        .with(KILL_SELF, |()| {
+            // SAFETY: as above.
+            unsafe { libc::raise(libc::SIGKILL) };
+        })
+        .with(UNENCODABLE_OUTPUT, |()| Unencodable)
+        .with(UNDECODABLE_ARGS, |Undecodable| ())
+        .with(EXIT_DECODING_ARGS, |ExitOnDecode| ())
+        .with(ABORT_ENCODING_OUTPUT, |()| AbortOnEncode)
+        .with(Task::<(), String>::new("wrong_output_type"), |()| {
+            "not a list of numbers".to_owned()
+        })
+        .with(COOPERATIVE, |(marker, max_ms): (String, u64)| {
+            let end = Instant::now() + Duration::from_millis(max_ms);
+            while Instant::now() < end {
+                if procpool::stop_requested() {
+                    std::fs::write(&marker, b"cleaned up").expect("marker is writable");
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            false
+        })
+        .with(STUBBORN, |secs| std::thread::sleep(Duration::from_secs(secs)))
+        .with(WITH_GRANDCHILD, |(path, secs): (String, u64)| {
+            let child = std::process::Command::new("sleep")
+                .arg(secs.to_string())
+                .spawn()
+                .expect("sleep starts");
+            std::fs::write(&path, child.id().to_string()).expect("pid file is writable");
+            std::thread::sleep(Duration::from_secs(secs));
+        })
+        .with(STAMPED_SLEEP, |(path, ms): (String, u64)| {
+            std::fs::write(&path, monotonic_ns().to_string()).expect("stamp file is writable");
+            std::thread::sleep(Duration::from_millis(ms));
+        })
+        .with(PRINT, |text: String| {
+            for i in 0..1000 {
+                println!("{i}: {text}");
+            }
+            text
+        })
+        .with_initializer(INIT, |fail| {
+            INIT_RUNS.fetch_add(1, Ordering::SeqCst);
+            if fail {
+                Err("the initializer was told to fail".to_owned())
+            } else {
+                Ok(())
+            }
+        })
+        .with(INIT_PANIC, |()| panic!("the initializer panicked"))
+        .with(INIT_COUNT, |()| INIT_RUNS.load(Ordering::SeqCst))
+}

@@ -1,1 +1,44 @@
-//! procpool-manager: the parent's event loop (work in progress).
+//! procpool-manager: the parent's event loop, which spawns, feeds, watches,
+//! stops and reaps a pool's worker processes.
+//!
+//! It sits between the facade (`procpool`, which turns typed calls into
+//! [`Job`]s and hands futures to users) and the worker processes, which it
+//! reaches only through the protocol of `procpool-ipc`: it never depends on
+//! `procpool-worker`, so it can drive any program that speaks the protocol.
+//! It depends on ipc, futures-core (for the error conversions), mio, libc,
+//! parking_lot and log.
+//!
+//! ```text
+//!  caller threads                 manager thread (EventLoop, mio)               worker processes
+//!  --------------                 -------------------------------               ----------------
+//!  Manager::submit(Job) --inbox--> drain_inbox: pending (FIFO)
+//!    (wake via mio::Waker)         dispatch: idle worker (LIFO) ---Call frame---> stdin of worker N
+//!                                     Completion::set_running        (its own call pipe)
+//!                                  read_results <------------------Done frame---- stdout of worker N
+//!                                     Completion::finish(bytes | Error)
+//!  future.result() <-------------  (the facade's Completion completes the future)
+//!  Manager::abort(id) --inbox-->   stop_running: SIGTERM to the group, SIGKILL after grace
+//!                                  timers (BinaryHeap): time limits, grace ends -> poll timeout
+//!                                  pidfd readable: drain results, reap (waitid), settle the job,
+//!                                     replace the worker on demand
+//! ```
+//!
+//! Every worker has its own pair of pipes, so a worker that dies can only
+//! lose its own frames, and the manager always knows which process runs which
+//! job. The thread blocks only in `Poll::poll`; every pipe is non-blocking and
+//! read and written incrementally.
+#![deny(unsafe_code)]
+
+mod config;
+mod error;
+mod event_loop;
+mod handle;
+mod job;
+#[allow(unsafe_code)] // the OS calls, each with its SAFETY note
+mod sys;
+mod worker;
+
+pub use config::{Config, FailurePolicy};
+pub use error::{Error, ExitInfo};
+pub use handle::{Aborter, Manager, Stats};
+pub use job::{Completion, Job};

@@ -1,1 +1,79 @@
-//! procpool: a process pool executor (work in progress).
+//! procpool: a process pool executor for Rust, with the contract of Python's
+//! `concurrent.futures.ProcessPoolExecutor` and tasks that can really be
+//! stopped.
+//!
+//! This is the crate users depend on: a thin facade over
+//! `procpool-manager` (the parent's event loop), `procpool-worker` (the
+//! child's main loop), `procpool-futures` (the future) and `procpool-ipc`
+//! (the wire protocol and typed tasks). It adds the [`Pool`], its
+//! [`PoolBuilder`], typed [`Pool::submit`] and [`Pool::map`], and one
+//! [`Error`] type.
+//!
+//! ```text
+//!  caller thread                   manager thread (mio)                 worker process (one of N)
+//!  -------------                   --------------------                 -------------------------
+//!  pool.submit(TASK, args)
+//!    Task::encode_args
+//!    Manager::submit(Job)  ----->  pending (FIFO) -> idle worker --->   serve_if_worker(tasks):
+//!    returns Future<Output>        Call frame on its call pipe          Registry::call (catch_unwind)
+//!                                  Done frame on its result pipe <---   Done { output | RemoteError }
+//!  fut.result() / .await  <-----   Completion: decode, complete
+//!  fut.abort() ---------------->   SIGTERM to its group, SIGKILL after grace; future cancelled
+//!                                  pidfd readable: reap, fail only its task, replace it
+//! ```
+//!
+//! # Example
+//!
+//! A program is its own worker: the pool re-executes the current binary,
+//! whose `main` first calls [`serve_if_worker`].
+//!
+//! ```no_run
+//! use procpool::{Pool, Registry, Task};
+//!
+//! const SQUARE: Task<u64, u64> = Task::new("square");
+//! const DIVIDE: Task<(i64, i64), Result<i64, String>> = Task::new("divide");
+//!
+//! fn tasks() -> Registry {
+//!     Registry::new()
+//!         .with(SQUARE, |x| x * x)
+//!         .with(DIVIDE, |(a, b)| if b == 0 { Err("division by zero".into()) } else { Ok(a / b) })
+//! }
+//!
+//! fn main() -> Result<(), procpool::Error> {
+//!     procpool::serve_if_worker(tasks); // a worker serves here and exits
+//!
+//!     let pool = Pool::builder().max_workers(2).build()?;
+//!     let nine = pool.submit(SQUARE, 3)?;
+//!     assert_eq!(nine.result(None)?, 9);
+//!     assert_eq!(pool.submit(DIVIDE, (1, 0))?.result(None)?, Err("division by zero".into()));
+//!     let squares: Vec<u64> = pool.map(SQUARE, 0..1000, 100)?.collect::<Result<_, _>>()?;
+//!     assert_eq!(squares[999], 999 * 999);
+//!     Ok(())
+//! }
+//! ```
+#![deny(unsafe_code)]
+
+mod builder;
+mod completion;
+mod map;
+mod pool;
+
+pub use builder::PoolBuilder;
+pub use map::{MapIter, MapOptions};
+pub use pool::{Pool, SubmitOptions};
+
+pub use procpool_futures::{
+    as_completed, wait, AsCompleted, AsCompletedTimeout, ReturnWhen, State, WaitResult,
+};
+pub use procpool_ipc::{ByteBuf, RemoteError, RemoteErrorKind, Task};
+pub use procpool_manager::{Error, ExitInfo, FailurePolicy, Stats};
+pub use procpool_worker::{serve, serve_if_worker, stop_requested, DuplicateTask, Registry};
+
+/// The future every submit returns: CPython's `Future` semantics, awaitable
+/// on any runtime, and [`abort`](procpool_futures::Future::abort) to stop
+/// the running task.
+pub type Future<T> = procpool_futures::Future<T, Error>;
+
+/// A [`Future`] that aborts its task when dropped unfinished: what
+/// `tokio::time::timeout(d, fut.abort_on_drop())` needs.
+pub type AbortOnDrop<T> = procpool_futures::AbortOnDrop<T, Error>;

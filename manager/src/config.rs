@@ -1,0 +1,68 @@
+//! What a pool is configured with: the manager's half of the builder.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What happens to the pool when a worker dies while it runs a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FailurePolicy {
+    /// Only that task fails (worker-died); the worker is replaced and the
+    /// pool goes on. procpool's default.
+    #[default]
+    ReplaceWorker,
+    /// CPython's: the whole pool breaks; every pending and running task and
+    /// every later submit fails with broken-pool.
+    BreakPool,
+}
+
+/// The manager's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The most worker processes alive at once (at least 1).
+    pub max_workers: usize,
+    /// A worker exits after this many calls and is replaced.
+    pub max_tasks_per_child: Option<u64>,
+    /// The initializer's task name and encoded arguments, run once in every
+    /// worker before any task.
+    pub initializer: Option<(String, Vec<u8>)>,
+    /// The worker program; `None` re-executes the current executable.
+    pub program: Option<PathBuf>,
+    /// Arguments for the worker program.
+    pub args: Vec<OsString>,
+    /// Extra environment for workers.
+    pub env: Vec<(OsString, OsString)>,
+    /// What a worker's death does to the pool.
+    pub failure_policy: FailurePolicy,
+    /// The largest frame either side accepts.
+    pub max_frame_len: usize,
+    /// The default grace period between SIGTERM and SIGKILL when a running
+    /// task is stopped.
+    pub grace: Duration,
+    /// The default per-task time limit.
+    pub time_limit: Option<Duration>,
+    /// Workers that die before serving, in a row, before the pool is declared
+    /// broken (no respawn storm).
+    pub max_start_failures: u32,
+    /// The pipe buffer asked for each direction (best effort).
+    pub pipe_buffer: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_workers: std::thread::available_parallelism().map_or(1, usize::from),
+            max_tasks_per_child: None,
+            initializer: None,
+            program: None,
+            args: Vec::new(),
+            env: Vec::new(),
+            failure_policy: FailurePolicy::default(),
+            max_frame_len: procpool_ipc::DEFAULT_MAX_FRAME_LEN,
+            grace: Duration::from_secs(1),
+            time_limit: None,
+            max_start_failures: 3,
+            pipe_buffer: 1 << 20,
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Linux: pidfd_open / pidfd_send_signal, kill(-pgid), F_SETPIPE_SZ.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Set once `pidfd_open` has failed with ENOSYS, so later spawns skip it.
+/// Under the `procpool_force_no_pidfd` cfg it starts set, which lets CI run
+/// the EOF-sentinel path on a kernel that has pidfds.
+static NO_PIDFD: AtomicBool = AtomicBool::new(cfg!(procpool_force_no_pidfd));
+
+/// An fd that refers to one process: readable once it has exited.
+#[derive(Debug)]
+pub(crate) struct Pidfd(OwnedFd);
+
+impl Pidfd {
+    /// A pidfd for `pid`, or `None` where the kernel has none (before 5.3).
+    ///
+    /// `pid` must be an unreaped child of this process, so that it cannot
+    /// have been recycled.
+    pub(crate) fn open(pid: u32) -> io::Result<Option<Self>> {
+        if NO_PIDFD.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let pid = libc::pid_t::try_from(pid)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1;
+        // it touches no memory of ours. PIDFD_NONBLOCK is not needed: the fd
+        // is only polled, never read.
+        let ret = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if ret < 0 {
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::ENOSYS) {
+                NO_PIDFD.store(true, Ordering::Relaxed);
+                return Ok(None);
+            }
+            return Err(err);
+        }
+        let fd = RawFd::try_from(ret).map_err(|_| io::Error::other("pidfd out of range"))?;
+        // SAFETY: the kernel just returned this fd (with O_CLOEXEC, which
+        // pidfd_open always sets), and nothing else owns it.
+        Ok(Some(Self(unsafe { OwnedFd::from_raw_fd(fd) })))
+    }
+
+    /// Sends `signal` to the process, never to a recycled pid.
+    pub(crate) fn send_signal(&self, signal: i32) -> io::Result<()> {
+        // SAFETY: pidfd_send_signal reads no memory when `info` is null; the
+        // fd is valid for the life of `self`.
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl AsRawFd for Pidfd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}
+
+/// Sends `signal` to every process in the group led by `leader`.
+///
+/// Safe from pid recycling as long as the leader has not been reaped: a
+/// process group id stays taken while its leader, zombie or not, exists.
+pub(crate) fn signal_group(leader: u32, signal: i32) -> io::Result<()> {
+    let pgid = libc::pid_t::try_from(leader)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    // SAFETY: kill takes two integers and touches no memory of ours.
+    if unsafe { libc::kill(-pgid, signal) } == -1 {
+        let err = io::Error::last_os_error();
+        // ESRCH: the whole group is gone already, which is what we wanted.
+        if err.raw_os_error() != Some(libc::ESRCH) {
+            return Err(err);
+        }
+    }
+    Ok(())
+}
+
+/// Asks for a pipe buffer of `bytes` (best effort: the kernel caps it at
+/// `/proc/sys/fs/pipe-max-size`, 1 MiB by default, for unprivileged users).
+/// A big buffer halves the wake-ups per megabyte of payload.
+pub(crate) fn grow_pipe(fd: &impl AsRawFd, bytes: usize) {
+    let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: fcntl(F_SETPIPE_SZ) takes an integer; on failure (EPERM over
+    // the cap, EBUSY) the pipe keeps its size, which is fine.
+    unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes);
+    }
+}

@@ -1,0 +1,161 @@
+//! [`PoolBuilder`]: every setting of a pool, checked when it is built.
+
+use crate::{Error, FailurePolicy, Pool};
+use procpool_ipc::Task;
+use procpool_manager::Config;
+use serde::Serialize;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Builds a [`Pool`].
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// let pool = procpool::Pool::builder()
+///     .max_workers(4)
+///     .max_tasks_per_child(100)
+///     .time_limit(Duration::from_secs(30))
+///     .build()?;
+/// # Ok::<(), procpool::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct PoolBuilder {
+    config: Config,
+    max_workers: Option<usize>,
+    max_tasks_per_child: Option<u64>,
+    error: Option<Error>,
+}
+
+impl Default for PoolBuilder {
+    fn default() -> Self {
+        Self {
+            config: Config::default(),
+            max_workers: None,
+            max_tasks_per_child: None,
+            error: None,
+        }
+    }
+}
+
+impl PoolBuilder {
+    /// The most worker processes alive at once. Default: the available
+    /// parallelism. 0 is an invalid argument.
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.max_workers = Some(n);
+        self
+    }
+
+    /// Each worker exits after this many calls (a `map` chunk is one call) and
+    /// is replaced. 0 is an invalid argument.
+    pub fn max_tasks_per_child(mut self, n: u64) -> Self {
+        self.max_tasks_per_child = Some(n);
+        self
+    }
+
+    /// A task every worker runs once before any other, with `args`. If it
+    /// panics (or, registered with `Registry::register_initializer`, returns
+    /// `Err`), the pool breaks: pending and later tasks fail with
+    /// [`Error::BrokenPool`] carrying the cause.
+    pub fn initializer<A: Serialize, O>(mut self, task: Task<A, O>, args: &A) -> Self {
+        let mut bytes = Vec::new();
+        match task.encode_args(args, &mut bytes) {
+            Ok(()) => self.config.initializer = Some((task.name().to_owned(), bytes)),
+            Err(e) => self.error = Some(e.into()),
+        }
+        self
+    }
+
+    /// The worker program. Default: the current executable, re-executed
+    /// (its `main` must call [`serve_if_worker`](crate::serve_if_worker)
+    /// first).
+    pub fn worker_program(mut self, program: impl Into<PathBuf>) -> Self {
+        self.config.program = Some(program.into());
+        self
+    }
+
+    /// Arguments for the worker program.
+    pub fn worker_args<I: IntoIterator<Item = S>, S: Into<OsString>>(mut self, args: I) -> Self {
+        self.config.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// An environment variable for the workers.
+    pub fn worker_env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.config.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// What a worker's death does to the pool. Default:
+    /// [`FailurePolicy::ReplaceWorker`].
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.config.failure_policy = policy;
+        self
+    }
+
+    /// The largest frame (encoded arguments or output plus a few bytes)
+    /// either side accepts. Default 64 MiB.
+    pub fn max_frame_len(mut self, bytes: usize) -> Self {
+        self.config.max_frame_len = bytes;
+        self
+    }
+
+    /// How long a task being stopped gets between SIGTERM (which it can see
+    /// through [`stop_requested`](crate::stop_requested)) and SIGKILL.
+    /// Default 1 s; zero kills at once.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.config.grace = grace;
+        self
+    }
+
+    /// A time limit for every task, counted from its start; a task past it is
+    /// stopped and fails with [`Error::TimedOut`]. Default: none.
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.config.time_limit = Some(limit);
+        self
+    }
+
+    /// Starts the pool (its manager thread; workers start on demand).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a setting that makes no sense, or when
+    /// called inside a worker process that did not serve; [`Error::Spawn`]
+    /// when the manager thread cannot start.
+    pub fn build(mut self) -> Result<Pool, Error> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        if procpool_worker::Config::is_worker() {
+            return Err(Error::InvalidArgument(
+                "this process was started as a procpool worker but is building a pool: \
+                 call procpool::serve_if_worker(..) first thing in main"
+                    .into(),
+            ));
+        }
+        match self.max_workers {
+            Some(0) => {
+                return Err(Error::InvalidArgument(
+                    "max_workers must be at least 1".into(),
+                ))
+            }
+            Some(n) => self.config.max_workers = n,
+            None => {}
+        }
+        match self.max_tasks_per_child {
+            Some(0) => {
+                return Err(Error::InvalidArgument(
+                    "max_tasks_per_child must be at least 1".into(),
+                ))
+            }
+            n => self.config.max_tasks_per_child = n,
+        }
+        if self.config.max_frame_len < 64 {
+            return Err(Error::InvalidArgument(format!(
+                "max_frame_len of {} bytes is too small for any message",
+                self.config.max_frame_len
+            )));
+        }
+        Pool::start(self.config)
+    }
+}

@@ -1,0 +1,256 @@
+//! `Pool::map`: chunks of inputs as batch calls, a bounded number in flight,
+//! results in input order.
+
+use crate::completion::Chunk;
+use crate::{Error, Pool};
+use procpool_futures::{Completer, Future};
+use procpool_ipc::{CallKind, RemoteError, Task};
+use procpool_manager::Job;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::iter::Fuse;
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+/// Settings of [`Pool::map_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MapOptions {
+    /// Inputs per call. Default 1.
+    pub chunksize: usize,
+    /// Chunks submitted ahead of the consumer (CPython 3.14's `buffersize`).
+    /// Default: twice the pool's workers, at least 4.
+    pub buffersize: Option<usize>,
+    /// A deadline for the whole map, counted from the call: when it passes,
+    /// the iterator yields [`Error::WaitTimeout`] and the remaining calls are
+    /// stopped.
+    pub timeout: Option<Duration>,
+}
+
+impl Default for MapOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MapOptions {
+    /// Chunks of 1, the default lookahead, no timeout.
+    pub fn new() -> Self {
+        Self {
+            chunksize: 1,
+            buffersize: None,
+            timeout: None,
+        }
+    }
+
+    /// Inputs per call.
+    #[must_use]
+    pub fn chunksize(mut self, n: usize) -> Self {
+        self.chunksize = n;
+        self
+    }
+
+    /// Chunks submitted ahead of the consumer.
+    #[must_use]
+    pub fn buffersize(mut self, n: usize) -> Self {
+        self.buffersize = Some(n);
+        self
+    }
+
+    /// A deadline for the whole map.
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// A chunk on its way: its future and how many inputs it holds.
+struct InFlight {
+    future: Future<Vec<u8>, Error>,
+    len: usize,
+}
+
+/// The results of a [`Pool::map`], in input order.
+///
+/// Each item is one element's output, or the error of its element (a panic,
+/// its worker's death, a codec failure). Dropping the iterator stops the
+/// chunks still in flight.
+pub struct MapIter<'p, A, O, I> {
+    pool: &'p Pool,
+    task: Task<A, O>,
+    inputs: Fuse<I>,
+    chunksize: usize,
+    buffersize: usize,
+    deadline: Option<Instant>,
+    in_flight: VecDeque<InFlight>,
+    ready: VecDeque<Result<O, Error>>,
+    /// Set once the map has ended early (a timeout, a refused submit): only
+    /// the error that ended it is still to come.
+    ended: bool,
+    types: PhantomData<fn(A) -> O>,
+}
+
+impl<'p, A, O, I> MapIter<'p, A, O, I>
+where
+    A: Serialize + 'static,
+    O: DeserializeOwned + 'static,
+    I: Iterator<Item = A>,
+{
+    pub(crate) fn new(
+        pool: &'p Pool,
+        task: Task<A, O>,
+        inputs: I,
+        options: MapOptions,
+    ) -> Result<Self, Error> {
+        if options.chunksize == 0 {
+            return Err(Error::InvalidArgument("chunksize must be at least 1".into()));
+        }
+        if options.buffersize == Some(0) {
+            return Err(Error::InvalidArgument("buffersize must be at least 1".into()));
+        }
+        let workers = pool.manager().max_workers();
+        Ok(Self {
+            pool,
+            task,
+            inputs: inputs.fuse(),
+            chunksize: options.chunksize,
+            buffersize: options.buffersize.unwrap_or((2 * workers).max(4)),
+            deadline: options.timeout.map(|t| Instant::now() + t),
+            in_flight: VecDeque::new(),
+            ready: VecDeque::new(),
+            ended: false,
+            types: PhantomData,
+        })
+    }
+
+    /// Submits chunks until `buffersize` are in flight or the inputs end.
+    fn top_up(&mut self) {
+        while !self.ended && self.in_flight.len() < self.buffersize {
+            let chunk: Vec<A> = self.inputs.by_ref().take(self.chunksize).collect();
+            if chunk.is_empty() {
+                return;
+            }
+            if let Err(e) = self.submit_chunk(&chunk) {
+                // Nothing after this chunk can run either (shut down, broken,
+                // unencodable): its elements get the error, then the map ends.
+                self.stop_in_flight();
+                self.ready.extend(chunk.iter().map(|_| Err(e.clone())));
+                self.ended = true;
+            }
+        }
+    }
+
+    fn submit_chunk(&mut self, chunk: &[A]) -> Result<(), Error> {
+        let mut payload = Vec::new();
+        procpool_ipc::encode_value(chunk, &mut payload).map_err(|message| Error::Codec {
+            task: self.task.name().to_owned(),
+            op: procpool_ipc::CodecOp::EncodeArgs,
+            message: format!(
+                "task `{}`: cannot encode a chunk of arguments ({}): {message}",
+                self.task.name(),
+                std::any::type_name::<A>()
+            ),
+        })?;
+        let manager = self.pool.manager();
+        let completer = Completer::new();
+        let future = completer.future();
+        let id = manager.next_job_id();
+        let aborter = manager.aborter();
+        completer.set_abort_hook(move || aborter.abort(id));
+        self.pool.submit_job(Job {
+            id,
+            task: self.task.name(),
+            kind: CallKind::Batch,
+            payload,
+            completion: Box::new(Chunk { completer }),
+            time_limit: None,
+            grace: None,
+        })?;
+        self.in_flight.push_back(InFlight {
+            future,
+            len: chunk.len(),
+        });
+        Ok(())
+    }
+
+    /// Decodes a finished chunk into per-element results.
+    fn unpack(&mut self, len: usize, outcome: Result<Vec<u8>, Error>) {
+        let decoded = outcome.and_then(|bytes| {
+            procpool_ipc::decode_value::<Vec<Result<O, RemoteError>>>(&bytes).map_err(|message| {
+                Error::Codec {
+                    task: self.task.name().to_owned(),
+                    op: procpool_ipc::CodecOp::DecodeOutput,
+                    message: format!(
+                        "task `{}`: cannot decode a chunk of outputs ({}): {message}",
+                        self.task.name(),
+                        std::any::type_name::<O>()
+                    ),
+                }
+            })
+        });
+        match decoded {
+            Ok(results) => {
+                let task = self.task.name();
+                self.ready.extend(
+                    results
+                        .into_iter()
+                        .map(|r| r.map_err(|e| Error::from_remote(task, e))),
+                );
+            }
+            Err(e) => self.ready.extend((0..len).map(|_| Err(e.clone()))),
+        }
+    }
+
+    fn stop_in_flight(&mut self) {
+        for chunk in self.in_flight.drain(..) {
+            chunk.future.abort();
+        }
+    }
+}
+
+impl<A, O, I> Iterator for MapIter<'_, A, O, I>
+where
+    A: Serialize + 'static,
+    O: DeserializeOwned + 'static,
+    I: Iterator<Item = A>,
+{
+    type Item = Result<O, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(item) = self.ready.pop_front() {
+                // Keep the workers fed while the consumer works on this one.
+                self.top_up();
+                return Some(item);
+            }
+            if self.ended {
+                return None;
+            }
+            self.top_up();
+            let chunk = self.in_flight.pop_front()?;
+            let timeout = self
+                .deadline
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            match chunk.future.clone().into_result(timeout) {
+                Err(Error::WaitTimeout) => {
+                    // The map's deadline: stop what is still running and end.
+                    chunk.future.abort();
+                    self.stop_in_flight();
+                    self.ended = true;
+                    return Some(Err(Error::WaitTimeout));
+                }
+                outcome => self.unpack(chunk.len, outcome),
+            }
+        }
+    }
+}
+
+impl<A, O, I> Drop for MapIter<'_, A, O, I> {
+    fn drop(&mut self) {
+        for chunk in self.in_flight.drain(..) {
+            chunk.future.abort();
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! [`Pool`]: typed submit, stopping, shutdown and statistics.
+
+use crate::completion::Single;
+use crate::map::{MapIter, MapOptions};
+use crate::{Error, Future, PoolBuilder, Stats};
+use procpool_futures::Completer;
+use procpool_ipc::{CallKind, Task};
+use procpool_manager::{Config, Job, Manager};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::borrow::Borrow;
+use std::time::Duration;
+
+/// Per-call settings for [`Pool::submit_with`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubmitOptions {
+    /// Stop the task this long after it starts; it then fails with
+    /// [`Error::TimedOut`]. Overrides the pool's limit.
+    pub time_limit: Option<Duration>,
+    /// The grace period between SIGTERM and SIGKILL when this task is
+    /// stopped. Overrides the pool's.
+    pub grace: Option<Duration>,
+}
+
+impl SubmitOptions {
+    /// No limit, the pool's grace.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// With a time limit.
+    #[must_use]
+    pub fn time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = Some(limit);
+        self
+    }
+
+    /// With a grace period.
+    #[must_use]
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
+}
+
+/// A pool of worker processes.
+///
+/// Tasks are submitted by their typed [`Task`] handle and run in a worker;
+/// each submit returns a [`Future`]. Dropping the pool shuts it down and
+/// waits for running tasks, like leaving CPython's `with` block: give a task
+/// that must not hang the program a time limit, or call
+/// [`terminate_workers`](Self::terminate_workers).
+///
+/// # Differences from CPython's `ProcessPoolExecutor`
+/// - [`Future::abort`] stops a running task (SIGTERM, then SIGKILL after the
+///   grace period); `cancel` keeps CPython's meaning.
+/// - Per-task time limits ([`SubmitOptions::time_limit`]).
+/// - A worker that dies fails only its own task with [`Error::WorkerDied`];
+///   [`FailurePolicy::BreakPool`](crate::FailurePolicy::BreakPool) restores
+///   CPython's broken pool.
+/// - Arguments that cannot be encoded make `submit` return the error.
+/// - `map` takes a bounded number of chunks ahead of the consumer by default.
+pub struct Pool {
+    manager: Manager,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool").field("stats", &self.stats()).finish()
+    }
+}
+
+impl Pool {
+    /// A pool with the default settings: as many workers as the available
+    /// parallelism, the current executable as the worker program.
+    ///
+    /// # Errors
+    /// As [`PoolBuilder::build`].
+    pub fn new() -> Result<Self, Error> {
+        Self::builder().build()
+    }
+
+    /// A builder for a pool with other settings.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    pub(crate) fn start(config: Config) -> Result<Self, Error> {
+        let manager = Manager::start(config)
+            .map_err(|e| Error::Spawn(format!("cannot start the manager thread: {e}")))?;
+        Ok(Self { manager })
+    }
+
+    /// Runs `task(args)` in a worker.
+    ///
+    /// # Errors
+    /// The arguments cannot be encoded ([`Error::Codec`], nothing is sent),
+    /// the pool is shut down ([`Error::ShutDown`]) or broken
+    /// ([`Error::BrokenPool`]).
+    pub fn submit<A, O>(&self, task: Task<A, O>, args: impl Borrow<A>) -> Result<Future<O>, Error>
+    where
+        A: Serialize + 'static,
+        O: DeserializeOwned + Send + 'static,
+    {
+        self.submit_with(task, args, SubmitOptions::default())
+    }
+
+    /// [`submit`](Self::submit) with per-call settings.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    pub fn submit_with<A, O>(
+        &self,
+        task: Task<A, O>,
+        args: impl Borrow<A>,
+        options: SubmitOptions,
+    ) -> Result<Future<O>, Error>
+    where
+        A: Serialize + 'static,
+        O: DeserializeOwned + Send + 'static,
+    {
+        let mut payload = Vec::new();
+        task.encode_args(args.borrow(), &mut payload)?;
+        let completer = Completer::new();
+        let future = completer.future();
+        let id = self.manager.next_job_id();
+        let aborter = self.manager.aborter();
+        completer.set_abort_hook(move || aborter.abort(id));
+        let job = Job {
+            id,
+            task: task.name(),
+            kind: CallKind::Single,
+            payload,
+            completion: Box::new(Single { task, completer }),
+            time_limit: options.time_limit,
+            grace: options.grace,
+        };
+        self.manager.submit(job).map_err(|(e, _job)| e)?;
+        Ok(future)
+    }
+
+    pub(crate) fn submit_job(&self, job: Job) -> Result<(), Error> {
+        self.manager.submit(job).map_err(|(e, _job)| e)
+    }
+
+    pub(crate) fn manager(&self) -> &Manager {
+        &self.manager
+    }
+
+    /// `task` over `inputs`, results in input order, `chunksize` inputs per
+    /// call. Inputs are taken lazily, a bounded number of chunks ahead of the
+    /// consumer, so an endless iterator works.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a `chunksize` of 0. Failures of single
+    /// elements come out of the iterator, at their element.
+    pub fn map<A, O, I>(
+        &self,
+        task: Task<A, O>,
+        inputs: I,
+        chunksize: usize,
+    ) -> Result<MapIter<'_, A, O, I::IntoIter>, Error>
+    where
+        A: Serialize + 'static,
+        O: DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.map_with(task, inputs, MapOptions::new().chunksize(chunksize))
+    }
+
+    /// [`map`](Self::map) with a timeout and a lookahead of its own.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a `chunksize` or `buffersize` of 0.
+    pub fn map_with<A, O, I>(
+        &self,
+        task: Task<A, O>,
+        inputs: I,
+        options: MapOptions,
+    ) -> Result<MapIter<'_, A, O, I::IntoIter>, Error>
+    where
+        A: Serialize + 'static,
+        O: DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        MapIter::new(self, task, inputs.into_iter(), options)
+    }
+
+    /// Takes no more tasks. With `cancel_futures`, tasks not yet started are
+    /// cancelled; the rest run to the end. With `wait`, returns once every
+    /// worker has exited and been reaped. Calling it again is harmless.
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
+        self.manager.shutdown(wait, cancel_futures);
+    }
+
+    /// Shuts down, cancels the tasks not started, and stops every worker:
+    /// SIGTERM to each worker's process group, SIGKILL after the grace
+    /// period. Running tasks end cancelled. Returns once all are reaped.
+    /// (CPython 3.14's `terminate_workers`.)
+    pub fn terminate_workers(&self) {
+        self.manager.signal_workers(libc::SIGTERM, true);
+    }
+
+    /// As [`terminate_workers`](Self::terminate_workers), with SIGKILL at
+    /// once. (CPython 3.14's `kill_workers`.)
+    pub fn kill_workers(&self) {
+        self.manager.signal_workers(libc::SIGKILL, true);
+    }
+
+    /// Shuts down and waits at most `deadline` for running tasks; whatever
+    /// still runs then is stopped (SIGTERM, SIGKILL after the grace period).
+    /// Tasks not started are cancelled when `cancel_futures` is set.
+    pub fn shutdown_within(&self, deadline: Duration, cancel_futures: bool) {
+        self.manager.shutdown_within(deadline, cancel_futures);
+    }
+
+    /// A snapshot of the pool's counters.
+    pub fn stats(&self) -> Stats {
+        self.manager.stats()
+    }
+}
