@@ -30,7 +30,9 @@ impl fmt::Display for ExitInfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Code(code) => write!(f, "exit code {code}"),
-            Self::Signal(signal) => write!(f, "killed by signal {signal} ({})", signal_name(*signal)),
+            Self::Signal(signal) => {
+                write!(f, "killed by signal {signal} ({})", signal_name(*signal))
+            }
         }
     }
 }
@@ -117,6 +119,12 @@ pub enum Error {
     Cancelled,
     /// A wait for a result timed out; the task itself was not touched.
     WaitTimeout,
+    /// A `map`'s timeout passed before this element's result; the calls it
+    /// still had in flight were stopped.
+    MapTimedOut {
+        /// The map's timeout.
+        timeout: Duration,
+    },
     /// The output was already moved out of the future through another
     /// handle (`into_result`).
     OutputTaken,
@@ -202,17 +210,27 @@ impl fmt::Display for Error {
                 "worker {pid} terminated abruptly ({exit}) while running `{task}`"
             ),
             Self::Protocol { pid, detail } => {
-                write!(f, "worker {pid} broke the protocol and was replaced: {detail}")
+                write!(
+                    f,
+                    "worker {pid} broke the protocol and was replaced: {detail}"
+                )
             }
             Self::BrokenPool { cause } => write!(f, "the pool is broken: {cause}"),
             Self::ShutDown => f.write_str("the pool has been shut down"),
             Self::TimedOut { task, limit } => {
-                write!(f, "task `{task}` ran past its time limit of {limit:?} and was stopped")
+                write!(
+                    f,
+                    "task `{task}` ran past its time limit of {limit:?} and was stopped"
+                )
             }
             Self::Cancelled => f.write_str("the task was cancelled"),
             Self::WaitTimeout => {
                 f.write_str("timed out waiting for the result (the task was not touched)")
             }
+            Self::MapTimedOut { timeout } => write!(
+                f,
+                "the map's timeout of {timeout:?} passed; its remaining calls were stopped"
+            ),
             Self::OutputTaken => {
                 f.write_str("the output was already taken through another handle of this future")
             }

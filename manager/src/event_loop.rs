@@ -294,7 +294,10 @@ impl EventLoop {
                 }
                 TimerKind::ReapRetry => self.try_reap(timer.slot),
                 TimerKind::ExitOverdue => {
-                    log::warn!("procpool: worker {} did not exit when told to; killing it", w.pid);
+                    log::warn!(
+                        "procpool: worker {} did not exit when told to; killing it",
+                        w.pid
+                    );
                     w.signal(libc::SIGKILL);
                 }
                 _ => {}
@@ -308,11 +311,7 @@ impl EventLoop {
         let Some(w) = self.worker(slot) else { return };
         let mut decoder = std::mem::take(&mut w.decoder);
         let mut reached_eof = false;
-        loop {
-            let Some(w) = self.worker(slot) else { break };
-            let Some(results) = w.results.as_ref() else {
-                break;
-            };
+        while let Some(results) = self.worker(slot).and_then(|w| w.results.as_ref()) {
             let mut reader = results;
             match decoder.read_from(&mut reader) {
                 Ok(ReadStatus::Data(_)) => {}
@@ -537,7 +536,9 @@ impl EventLoop {
                 if !w.calls_registered {
                     match registry.register(calls, token(slot, CALLS), Interest::WRITABLE) {
                         Ok(()) => w.calls_registered = true,
-                        Err(e) => log::error!("procpool: cannot watch worker {}'s call pipe: {e}", w.pid),
+                        Err(e) => {
+                            log::error!("procpool: cannot watch worker {}'s call pipe: {e}", w.pid)
+                        }
                     }
                 }
             }
@@ -597,7 +598,10 @@ impl EventLoop {
             .flatten()
             .filter(|w| w.phase == Phase::Starting)
             .count();
-        let wanted = self.pending.len().saturating_sub(self.idle.len() + starting);
+        let wanted = self
+            .pending
+            .len()
+            .saturating_sub(self.idle.len() + starting);
         let room = self.config.max_workers.saturating_sub(alive);
         for _ in 0..wanted.min(room) {
             if let Err(e) = self.spawn() {
@@ -808,7 +812,10 @@ impl EventLoop {
         for slot in 0..self.slots.len() {
             if let Some(w) = self.worker(slot) {
                 w.signal(libc::SIGKILL);
-                let status = w.child.wait().map_or(ExitInfo::Code(-1), ExitInfo::from_status);
+                let status = w
+                    .child
+                    .wait()
+                    .map_or(ExitInfo::Code(-1), ExitInfo::from_status);
                 self.remove(slot, status);
             }
         }
@@ -832,4 +839,3 @@ impl EventLoop {
         stats.running.store(running, Ordering::Relaxed);
     }
 }
-

@@ -26,7 +26,9 @@ pub(crate) enum Command {
     },
     /// Shut down, cancel what is pending and send `signal` to every worker
     /// (CPython 3.14's `terminate_workers` / `kill_workers`).
-    SignalWorkers { signal: i32 },
+    SignalWorkers {
+        signal: i32,
+    },
 }
 
 /// The inbox: commands in arrival order, and whether more may come.
@@ -52,17 +54,17 @@ impl Shared {
     ///
     /// # Errors
     /// [`Error::ShutDown`] or [`Error::BrokenPool`] for a submit the pool no
-    /// longer takes; the command is handed back.
-    pub(crate) fn send(&self, command: Command) -> Result<(), (Error, Command)> {
+    /// longer takes; the command is dropped (a job's future ends cancelled).
+    pub(crate) fn send(&self, command: Command) -> Result<(), Error> {
         {
             let mut inbox = self.inbox.lock();
             if let Command::Submit(_) = command {
                 if let Some(cause) = &inbox.broken {
                     let cause = cause.clone();
-                    return Err((Error::BrokenPool { cause }, command));
+                    return Err(Error::BrokenPool { cause });
                 }
                 if inbox.shut_down {
-                    return Err((Error::ShutDown, command));
+                    return Err(Error::ShutDown);
                 }
             }
             if let Command::Shutdown { .. } | Command::SignalWorkers { .. } = command {
@@ -138,7 +140,9 @@ pub struct Manager {
 
 impl std::fmt::Debug for Manager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Manager").field("stats", &self.stats()).finish()
+        f.debug_struct("Manager")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -182,12 +186,9 @@ impl Manager {
     ///
     /// # Errors
     /// [`Error::ShutDown`] after shutdown, [`Error::BrokenPool`] once broken;
-    /// the job is handed back, untouched.
-    pub fn submit(&self, job: Job) -> Result<(), (Error, Job)> {
-        self.shared.send(Command::Submit(job)).map_err(|(e, c)| match c {
-            Command::Submit(job) => (e, job),
-            _ => unreachable!("send hands back the command it was given"),
-        })
+    /// the job is dropped unsent.
+    pub fn submit(&self, job: Job) -> Result<(), Error> {
+        self.shared.send(Command::Submit(job))
     }
 
     /// A handle that can stop jobs from any thread (an abort hook), without

@@ -20,7 +20,8 @@ impl<A: 'static, O: DeserializeOwned + Send + 'static> Completion for Single<A, 
     fn finish(self: Box<Self>, outcome: Result<&[u8], Error>) {
         // Completing twice is impossible here: the manager ends each job once,
         // and a future cancelled meanwhile simply ignores the late outcome.
-        let _ = match outcome.and_then(|bytes| self.task.decode_output(bytes).map_err(Error::from)) {
+        let _ = match outcome.and_then(|bytes| self.task.decode_output(bytes).map_err(Error::from))
+        {
             Ok(output) => self.completer.set_result(output),
             Err(error) => self.completer.set_error(error),
         };

@@ -74,6 +74,11 @@ pub use procpool_worker::{serve, serve_if_worker, stop_requested, DuplicateTask,
 /// the running task.
 pub type Future<T> = procpool_futures::Future<T, Error>;
 
+/// The README's example, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExample;
+
 /// A [`Future`] that aborts its task when dropped unfinished: what
 /// `tokio::time::timeout(d, fut.abort_on_drop())` needs.
 pub type AbortOnDrop<T> = procpool_futures::AbortOnDrop<T, Error>;

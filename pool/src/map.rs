@@ -23,8 +23,8 @@ pub struct MapOptions {
     /// Default: twice the pool's workers, at least 4.
     pub buffersize: Option<usize>,
     /// A deadline for the whole map, counted from the call: when it passes,
-    /// the iterator yields [`Error::WaitTimeout`] and the remaining calls are
-    /// stopped.
+    /// the iterator yields [`Error::MapTimedOut`] and ends, and the calls
+    /// still in flight are stopped (CPython cancels only those not started).
     pub timeout: Option<Duration>,
 }
 
@@ -84,6 +84,7 @@ pub struct MapIter<'p, A, O, I> {
     chunksize: usize,
     buffersize: usize,
     deadline: Option<Instant>,
+    timeout: Option<Duration>,
     in_flight: VecDeque<InFlight>,
     ready: VecDeque<Result<O, Error>>,
     /// Set once the map has ended early (a timeout, a refused submit): only
@@ -105,10 +106,14 @@ where
         options: MapOptions,
     ) -> Result<Self, Error> {
         if options.chunksize == 0 {
-            return Err(Error::InvalidArgument("chunksize must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "chunksize must be at least 1".into(),
+            ));
         }
         if options.buffersize == Some(0) {
-            return Err(Error::InvalidArgument("buffersize must be at least 1".into()));
+            return Err(Error::InvalidArgument(
+                "buffersize must be at least 1".into(),
+            ));
         }
         let workers = pool.manager().max_workers();
         Ok(Self {
@@ -118,6 +123,7 @@ where
             chunksize: options.chunksize,
             buffersize: options.buffersize.unwrap_or((2 * workers).max(4)),
             deadline: options.timeout.map(|t| Instant::now() + t),
+            timeout: options.timeout,
             in_flight: VecDeque::new(),
             ready: VecDeque::new(),
             ended: false,
@@ -239,7 +245,9 @@ where
                     chunk.future.abort();
                     self.stop_in_flight();
                     self.ended = true;
-                    return Some(Err(Error::WaitTimeout));
+                    return Some(Err(Error::MapTimedOut {
+                        timeout: self.timeout.unwrap_or_default(),
+                    }));
                 }
                 outcome => self.unpack(chunk.len, outcome),
             }

@@ -67,7 +67,9 @@ pub struct Pool {
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool").field("stats", &self.stats()).finish()
+        f.debug_struct("Pool")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
@@ -136,12 +138,12 @@ impl Pool {
             time_limit: options.time_limit,
             grace: options.grace,
         };
-        self.manager.submit(job).map_err(|(e, _job)| e)?;
+        self.manager.submit(job)?;
         Ok(future)
     }
 
     pub(crate) fn submit_job(&self, job: Job) -> Result<(), Error> {
-        self.manager.submit(job).map_err(|(e, _job)| e)
+        self.manager.submit(job)
     }
 
     pub(crate) fn manager(&self) -> &Manager {
