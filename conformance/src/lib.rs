@@ -75,6 +75,17 @@ pub mod tasks {
     pub const INIT_PANIC: Task<(), ()> = Task::new("init_panic");
     /// How often `INIT` ran in this worker.
     pub const INIT_COUNT: Task<(), u32> = Task::new("init_count");
+    /// Writes the worker's pid to the file, sleeps this many milliseconds,
+    /// returns the pid: lets a test find (and kill) the process running it.
+    pub const PID_FILE_SLEEP: Task<(String, u64), u32> = Task::new("pid_file_sleep");
+    /// Its arguments cannot be encoded in the parent: nothing is ever sent.
+    pub const UNENCODABLE_ARGS: Task<Unencodable, ()> = Task::new("unencodable_args");
+    /// Sleeps this many milliseconds, then crashes the worker with SIGSEGV
+    /// (CPython's `_crash(delay)`).
+    pub const CRASH_AFTER_MS: Task<u64, ()> = Task::new("crash_after_ms");
+    /// SIGKILLs its worker, whatever the (large) arguments it was sent
+    /// (CPython's `_crash_with_data`).
+    pub const CRASH_WITH_DATA: Task<ByteBuf, ()> = Task::new("crash_with_data");
 }
 
 static INIT_RUNS: AtomicU32 = AtomicU32::new(0);
@@ -85,7 +96,9 @@ pub struct Unencodable;
 
 impl Serialize for Unencodable {
     fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
-        Err(serde::ser::Error::custom("Unencodable refuses to be encoded"))
+        Err(serde::ser::Error::custom(
+            "Unencodable refuses to be encoded",
+        ))
     }
 }
 
@@ -107,7 +120,9 @@ impl Serialize for Undecodable {
 
 impl<'de> Deserialize<'de> for Undecodable {
     fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
-        Err(serde::de::Error::custom("Undecodable refuses to be decoded"))
+        Err(serde::de::Error::custom(
+            "Undecodable refuses to be decoded",
+        ))
     }
 }
 
@@ -170,7 +185,9 @@ pub fn registry() -> Registry {
             pid()
         })
         .with(ECHO, |b| b)
-        .with(BIG_OUTPUT, |n| ByteBuf(vec![7; usize::try_from(n).unwrap_or(0)]))
+        .with(BIG_OUTPUT, |n| {
+            ByteBuf(vec![7; usize::try_from(n).unwrap_or(0)])
+        })
         .with(PANIC, |message: String| panic!("{message}"))
         .with(FAIL_EVERY_THIRD, |x| {
             if x % 3 == 0 {
@@ -185,8 +202,14 @@ pub fn registry() -> Registry {
         })
         .with(EXIT, |code| std::process::exit(code))
         .with(SEGFAULT, |()| {
-            // SAFETY: raising a signal at ourselves is what this task is for.
-            unsafe { libc::raise(libc::SIGSEGV) };
+            // Rust's own SIGSEGV handler (stack-overflow detection) would
+            // swallow a raised signal: restore the default first.
+            // SAFETY: resetting a disposition and raising a signal at
+            // ourselves is what this task is for.
+            unsafe {
+                libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+                libc::raise(libc::SIGSEGV);
+            }
         })
         .with(KILL_SELF, |()| {
             // SAFETY: as above.
@@ -210,14 +233,17 @@ pub fn registry() -> Registry {
             }
             false
         })
-        .with(STUBBORN, |secs| std::thread::sleep(Duration::from_secs(secs)))
+        .with(STUBBORN, |secs| {
+            std::thread::sleep(Duration::from_secs(secs))
+        })
         .with(WITH_GRANDCHILD, |(path, secs): (String, u64)| {
-            let child = std::process::Command::new("sleep")
+            let mut child = std::process::Command::new("sleep")
                 .arg(secs.to_string())
                 .spawn()
                 .expect("sleep starts");
             std::fs::write(&path, child.id().to_string()).expect("pid file is writable");
             std::thread::sleep(Duration::from_secs(secs));
+            let _ = child.wait();
         })
         .with(STAMPED_SLEEP, |(path, ms): (String, u64)| {
             std::fs::write(&path, monotonic_ns().to_string()).expect("stamp file is writable");
@@ -239,4 +265,22 @@ pub fn registry() -> Registry {
         })
         .with(INIT_PANIC, |()| panic!("the initializer panicked"))
         .with(INIT_COUNT, |()| INIT_RUNS.load(Ordering::SeqCst))
+        .with(PID_FILE_SLEEP, |(path, ms): (String, u64)| {
+            std::fs::write(&path, pid().to_string()).expect("pid file is writable");
+            std::thread::sleep(Duration::from_millis(ms));
+            pid()
+        })
+        .with(UNENCODABLE_ARGS, |Unencodable| ())
+        .with(CRASH_AFTER_MS, |ms| {
+            std::thread::sleep(Duration::from_millis(ms));
+            // SAFETY: as for SEGFAULT.
+            unsafe {
+                libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+                libc::raise(libc::SIGSEGV);
+            }
+        })
+        .with(CRASH_WITH_DATA, |_data| {
+            // SAFETY: as for KILL_SELF.
+            unsafe { libc::raise(libc::SIGKILL) };
+        })
 }

@@ -30,3 +30,8 @@ fn frame_decoder_corpus_replays_without_panic() {
 fn payload_codec_corpus_replays_without_panic() {
     replay("payload_codec", procpool_fuzz::payload_codec);
 }
+
+#[test]
+fn worker_dispatch_corpus_replays_without_panic() {
+    replay("worker_dispatch", procpool_fuzz::worker_dispatch);
+}

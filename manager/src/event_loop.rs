@@ -5,13 +5,13 @@
 use crate::config::{Config, FailurePolicy};
 use crate::handle::{Command, Shared};
 use crate::job::Job;
-use crate::worker::{Phase, Running, StopReason, Worker};
+use crate::worker::{InFlight, Phase, StopReason, Worker};
 use crate::{Error, ExitInfo};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use procpool_ipc::{Call, ExitReason, FromWorker, Outcome, ReadStatus, ToWorker};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
@@ -31,6 +31,15 @@ fn token(slot: usize, kind: usize) -> Token {
 /// How long a worker told to exit (its call pipe closed) may take before it
 /// is killed. Generous: it only matters for a worker that ignores EOF.
 const EXIT_GRACE: Duration = Duration::from_secs(10);
+
+/// A worker takes jobs into its window (beyond the one it runs) only while
+/// the expected run time of what it already holds stays under this: a short
+/// task never waits long behind another, and a long one never has anything
+/// queued behind it.
+const WINDOW_BUDGET: Duration = Duration::from_millis(1);
+
+/// The most jobs one worker holds at once (running plus queued).
+const MAX_WINDOW: usize = 64;
 
 /// How often a worker whose result pipe closed is checked for exit where
 /// there is no pidfd to say so.
@@ -59,6 +68,38 @@ struct Timer {
     kind: TimerKind,
 }
 
+/// FNV-1a: task names are short and trusted, so SipHash's defence against
+/// chosen keys buys nothing on this hot path.
+#[derive(Default, Clone, Copy)]
+struct BuildFnv;
+
+struct Fnv(u64);
+
+impl std::hash::BuildHasher for BuildFnv {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for Fnv {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A job waiting for a worker. `started` is set for one that was sent to a
+/// worker that died before starting it: its future is already running.
+struct Queued {
+    job: Job,
+    started: bool,
+}
+
 pub(crate) struct EventLoop {
     poll: Poll,
     shared: Arc<Shared>,
@@ -67,7 +108,12 @@ pub(crate) struct EventLoop {
     /// Ready workers with nothing to run, most recently freed last: the
     /// warmest is picked first.
     idle: Vec<usize>,
-    pending: VecDeque<Job>,
+    pending: VecDeque<Queued>,
+    /// Expected run time by task name (an average of recent runs): only
+    /// tasks known to be short are queued behind others.
+    expected: HashMap<&'static str, Duration, BuildFnv>,
+    /// Workers with frames to write after this round of dispatch.
+    dirty: Vec<usize>,
     timers: BinaryHeap<Reverse<Timer>>,
     next_serial: u64,
     start_failures: u32,
@@ -89,6 +135,8 @@ impl EventLoop {
             slots: Vec::new(),
             idle: Vec::new(),
             pending: VecDeque::new(),
+            expected: HashMap::default(),
+            dirty: Vec::new(),
             timers: BinaryHeap::new(),
             next_serial: 0,
             start_failures: 0,
@@ -160,7 +208,10 @@ impl EventLoop {
                         };
                         self.fail(job.completion, error);
                     }
-                    None => self.pending.push_back(job),
+                    None => self.pending.push_back(Queued {
+                        job,
+                        started: false,
+                    }),
                 },
                 Command::Abort(id) => self.abort(id),
                 Command::Shutdown {
@@ -186,8 +237,13 @@ impl EventLoop {
                     for slot in 0..self.slots.len() {
                         let Some(w) = self.worker(slot) else { continue };
                         w.phase = Phase::Retiring;
-                        if w.running.is_some() {
-                            self.stop_running(slot, StopReason::Aborted, Some(grace));
+                        // What waits in its window never starts.
+                        let queued = w.drain_waiting();
+                        for job in queued {
+                            self.settle(job, StopReason::Aborted, None);
+                        }
+                        if self.worker(slot).is_some_and(|w| !w.in_flight.is_empty()) {
+                            self.stop_head(slot, StopReason::Aborted, Some(grace));
                         } else {
                             self.close_calls(slot);
                         }
@@ -199,47 +255,67 @@ impl EventLoop {
     }
 
     fn cancel_pending(&mut self) {
-        for job in std::mem::take(&mut self.pending) {
-            job.completion.cancel();
-            self.shared.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+        for queued in std::mem::take(&mut self.pending) {
+            self.cancel(queued.job.completion);
         }
+    }
+
+    fn cancel(&self, completion: Box<dyn crate::job::Completion>) {
+        completion.cancel();
+        self.shared.stats.cancelled.fetch_add(1, Ordering::Relaxed);
     }
 
     fn abort(&mut self, id: u64) {
-        if let Some(at) = self.pending.iter().position(|job| job.id == id) {
-            let job = self.pending.remove(at).expect("position found it");
-            job.completion.cancel();
-            self.shared.stats.cancelled.fetch_add(1, Ordering::Relaxed);
-            return;
+        if let Some(at) = self.pending.iter().position(|q| q.job.id == id) {
+            let queued = self.pending.remove(at).expect("position found it");
+            return self.cancel(queued.job.completion);
         }
-        let running_slot = self.slots.iter().position(|w| {
-            w.as_ref()
-                .and_then(|w| w.running.as_ref())
-                .is_some_and(|r| r.id == id)
-        });
-        if let Some(slot) = running_slot {
-            self.stop_running(slot, StopReason::Aborted, None);
+        for slot in 0..self.slots.len() {
+            let Some(w) = self.worker(slot) else { continue };
+            let Some(at) = w.in_flight.iter().position(|j| j.id == id) else {
+                continue;
+            };
+            if at == 0 {
+                return self.stop_head(slot, StopReason::Aborted, None);
+            }
+            // Not started: it ends cancelled now. The worker will still
+            // reach it; if it is running then, it is stopped like any other.
+            let job = &mut w.in_flight[at];
+            if job.stop.is_none() {
+                job.stop = Some(StopReason::Aborted);
+                if let Some(completion) = job.completion.take() {
+                    self.cancel(completion);
+                }
+            }
+            return;
         }
     }
 
-    /// Starts stopping the job running in `slot`: SIGTERM to the worker's
-    /// group and SIGKILL when the grace ends (grace zero: SIGKILL now).
-    fn stop_running(&mut self, slot: usize, reason: StopReason, grace: Option<Duration>) {
+    /// Starts stopping the job running in `slot` (the head of its window):
+    /// SIGTERM to the worker's group and SIGKILL when the grace ends (grace
+    /// zero: SIGKILL now).
+    fn stop_head(&mut self, slot: usize, reason: StopReason, grace: Option<Duration>) {
         let Some(w) = self.worker(slot) else { return };
-        let Some(running) = w.running.as_mut() else {
+        let Some(head) = w.in_flight.front_mut() else {
             return;
         };
-        if running.stop.is_some() {
+        if head.stop.is_some() && head.completion.is_some() {
+            // Already being stopped.
             return;
         }
-        running.stop = Some(reason);
-        let grace = grace.unwrap_or(running.grace);
-        let (job, serial) = (running.id, w.serial);
+        if head.stop.is_none() {
+            head.stop = Some(reason);
+        }
+        let grace = grace.unwrap_or(head.grace);
+        let (job, serial) = (head.id, w.serial);
         log::debug!(
             "procpool: stopping `{}` in worker {} ({reason:?}, grace {grace:?})",
-            running.task,
+            head.task,
             w.pid
         );
+        // Nothing more goes to this worker until the stop has played out.
+        self.idle.retain(|&s| s != slot);
+        let Some(w) = self.worker(slot) else { return };
         if grace.is_zero() {
             w.phase = Phase::Retiring;
             w.signal(libc::SIGKILL);
@@ -253,7 +329,6 @@ impl EventLoop {
                 kind: TimerKind::GraceOver,
             }));
         }
-        self.idle.retain(|&s| s != slot);
     }
 
     // ------------------------------------------------------------- timers
@@ -264,7 +339,7 @@ impl EventLoop {
             self.stop_running_at = None;
             self.cancel_pending();
             for slot in 0..self.slots.len() {
-                self.stop_running(slot, StopReason::Aborted, None);
+                self.stop_head(slot, StopReason::Aborted, None);
             }
         }
         while let Some(Reverse(timer)) = self.timers.peek().copied() {
@@ -278,15 +353,15 @@ impl EventLoop {
             if w.serial != timer.serial {
                 continue;
             }
-            let job_matches = w.running.as_ref().is_some_and(|r| r.id == timer.job);
+            let job_matches = w.in_flight.front().is_some_and(|j| j.id == timer.job);
             match timer.kind {
                 TimerKind::TimeLimit if job_matches => {
                     let limit = w
-                        .running
-                        .as_ref()
-                        .and_then(|r| r.time_limit)
+                        .in_flight
+                        .front()
+                        .and_then(|j| j.time_limit)
                         .unwrap_or_default();
-                    self.stop_running(timer.slot, StopReason::TimedOut(limit), None);
+                    self.stop_head(timer.slot, StopReason::TimedOut(limit), None);
                 }
                 TimerKind::GraceOver if job_matches => {
                     w.phase = Phase::Retiring;
@@ -376,32 +451,38 @@ impl EventLoop {
                 self.idle.push(slot);
             }
             FromWorker::Done(done) => {
-                let Some(running) = w.running.take() else {
-                    return self.breach(slot, "it finished a call it was never given");
-                };
-                if running.id != done.id {
-                    let detail = format!(
-                        "it finished call {} while running call {}",
-                        done.id, running.id
-                    );
-                    w.running = Some(running);
+                if w.in_flight.front().is_none_or(|j| j.id != done.id) {
+                    let detail = match w.in_flight.front() {
+                        Some(head) => format!(
+                            "it finished call {} while running call {}",
+                            done.id, head.id
+                        ),
+                        None => format!("it finished call {}, which it was never given", done.id),
+                    };
                     return self.breach(slot, &detail);
                 }
+                let job = w.pop_job().expect("checked just above");
+                let now = Instant::now();
+                let ran = now.saturating_duration_since(w.head_started);
+                w.head_started = now;
                 w.served += 1;
                 if max_tasks == Some(w.served) {
-                    // It exits now; an Exiting frame follows.
+                    // It exits now; an Exiting frame follows. What waits in
+                    // its window goes to another worker.
                     w.phase = Phase::Retiring;
                     w.orderly_exit = true;
-                } else if w.phase == Phase::Ready {
-                    self.idle.push(slot);
+                    self.requeue_window(slot);
                 }
-                self.complete(running, done.outcome);
+                self.learn(job.task, ran);
+                self.complete(job, done.outcome);
+                self.head_changed(slot);
             }
             FromWorker::Exiting(reason) => {
                 w.orderly_exit = true;
                 w.phase = Phase::Retiring;
                 log::debug!("procpool: worker {} exits: {reason}", w.pid);
                 self.idle.retain(|&s| s != slot);
+                self.requeue_window(slot);
                 if let ExitReason::InitializerFailed(e) = reason {
                     self.break_pool(e.message);
                 }
@@ -410,34 +491,136 @@ impl EventLoop {
     }
 
     /// Ends a job whose `Done` arrived.
-    fn complete(&mut self, running: Running, outcome: Outcome<'_>) {
+    fn complete(&mut self, job: InFlight, outcome: Outcome<'_>) {
+        let Some(completion) = job.completion else {
+            // Its future was settled already (cancelled in the window).
+            return;
+        };
         let stats = &self.shared.stats;
-        match running.stop {
+        match job.stop {
             // It returned within the grace: the stop still wins.
-            Some(StopReason::Aborted) => {
-                running.completion.cancel();
-                stats.cancelled.fetch_add(1, Ordering::Relaxed);
-            }
+            Some(StopReason::Aborted) => self.cancel(completion),
             Some(StopReason::TimedOut(limit)) => {
                 stats.timed_out.fetch_add(1, Ordering::Relaxed);
-                running.completion.finish(Err(Error::TimedOut {
-                    task: running.task.to_owned(),
+                completion.finish(Err(Error::TimedOut {
+                    task: job.task.to_owned(),
                     limit,
                 }));
             }
             None => match outcome {
                 Outcome::Output(bytes) => {
                     stats.finished.fetch_add(1, Ordering::Relaxed);
-                    running.completion.finish(Ok(bytes));
+                    completion.finish(Ok(bytes));
                 }
                 Outcome::Error(e) => {
                     stats.failed.fetch_add(1, Ordering::Relaxed);
-                    running
-                        .completion
-                        .finish(Err(Error::from_remote(running.task, e)));
+                    completion.finish(Err(Error::from_remote(job.task, e)));
                 }
             },
         }
+    }
+
+    /// Ends a job that will not run to its `Done`, for `reason`; `error` is
+    /// the failure when there is no stop reason.
+    fn settle(&mut self, job: InFlight, reason: StopReason, error: Option<Error>) {
+        let Some(completion) = job.completion else {
+            return;
+        };
+        match (job.stop.unwrap_or(reason), error) {
+            (_, Some(error)) if job.stop.is_none() => self.fail(completion, error),
+            (StopReason::Aborted, _) => self.cancel(completion),
+            (StopReason::TimedOut(limit), _) => {
+                self.shared.stats.timed_out.fetch_add(1, Ordering::Relaxed);
+                completion.finish(Err(Error::TimedOut {
+                    task: job.task.to_owned(),
+                    limit,
+                }));
+            }
+        }
+    }
+
+    /// The job at the head of `slot`'s window has just started: arm its time
+    /// limit, carry out a stop asked for while it waited, and let the worker
+    /// take more work.
+    fn head_changed(&mut self, slot: usize) {
+        let Some(w) = self.worker(slot) else { return };
+        let serial = w.serial;
+        let ready = w.phase == Phase::Ready;
+        match w.in_flight.front() {
+            None => {
+                if ready && !self.idle.contains(&slot) {
+                    self.idle.push(slot);
+                }
+            }
+            Some(head) => {
+                let (id, limit, stopped) = (head.id, head.time_limit, head.stop);
+                if let Some(limit) = limit {
+                    self.timers.push(Reverse(Timer {
+                        at: Instant::now() + limit,
+                        slot,
+                        serial,
+                        job: id,
+                        kind: TimerKind::TimeLimit,
+                    }));
+                }
+                if let Some(reason) = stopped {
+                    self.stop_head(slot, reason, None);
+                }
+            }
+        }
+    }
+
+    /// Sends the jobs waiting in `slot`'s window (not started) back to the
+    /// front of the queue, in order: their worker will not run them.
+    fn requeue_window(&mut self, slot: usize) {
+        let Some(w) = self.worker(slot) else { return };
+        if w.in_flight.len() <= 1 {
+            return;
+        }
+        let waiting = w.drain_waiting();
+        for job in waiting.into_iter().rev() {
+            self.requeue(job);
+        }
+    }
+
+    /// Puts a job that never started back at the front of the queue (or, if
+    /// it was stopped meanwhile, ends it cancelled).
+    fn requeue(&mut self, job: InFlight) {
+        let Some(completion) = job.completion else {
+            return;
+        };
+        if job.stop.is_some() {
+            return self.cancel(completion);
+        }
+        self.pending.push_front(Queued {
+            job: Job {
+                id: job.id,
+                task: job.task,
+                kind: job.kind,
+                payload: job.payload,
+                completion,
+                time_limit: job.time_limit,
+                grace: Some(job.grace),
+            },
+            started: true,
+        });
+    }
+
+    /// Folds a run time into the task's expected run time.
+    fn learn(&mut self, task: &'static str, ran: Duration) {
+        let expected = self.expected.entry(task).or_insert(ran);
+        // An average weighted 1/4 to the newest run: quick to notice that a
+        // task got slow, which is what keeps windows safe.
+        *expected = (*expected * 3 + ran) / 4;
+    }
+
+    /// Whether a job of `task` may wait in a window: only when its runs are
+    /// known to be short.
+    fn expected_short(&self, task: &str) -> Option<Duration> {
+        self.expected
+            .get(task)
+            .copied()
+            .filter(|&d| d < WINDOW_BUDGET)
     }
 
     /// The worker in `slot` broke the protocol: kill it; its job fails with
@@ -459,23 +642,39 @@ impl EventLoop {
 
     // -------------------------------------------------------------- calls
 
+    /// Sends queued jobs to workers: idle ones first (the most recently idle,
+    /// whose caches are warm), then into the windows of busy workers when
+    /// every job involved is known to be short.
     fn dispatch(&mut self) {
-        while !self.pending.is_empty() {
-            let Some(slot) = self.idle.pop() else { break };
+        while let Some(front) = self.pending.front() {
+            let slot = match self.idle.pop() {
+                Some(slot) => slot,
+                None => match self.window_for(front.job.task) {
+                    Some(slot) => slot,
+                    None => break,
+                },
+            };
+            let usable = self
+                .worker(slot)
+                .is_some_and(|w| w.phase == Phase::Ready && w.calls.is_some());
+            if !usable {
+                continue;
+            }
+            let Some(Queued { mut job, started }) = self.pending.pop_front() else {
+                break;
+            };
+            if !started && !job.completion.set_running() {
+                // Cancelled while it waited.
+                self.shared.stats.cancelled.fetch_add(1, Ordering::Relaxed);
+                self.return_to_idle(slot);
+                continue;
+            }
+            let grace = job.grace.unwrap_or(self.config.grace);
+            let time_limit = job.time_limit.or(self.config.time_limit);
+            let cost = self.expected_short(job.task);
             let Some(w) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
                 continue;
             };
-            if w.phase != Phase::Ready || w.running.is_some() {
-                continue;
-            }
-            let Some(mut job) = self.pending.pop_front() else {
-                break;
-            };
-            if !job.completion.set_running() {
-                self.shared.stats.cancelled.fetch_add(1, Ordering::Relaxed);
-                self.idle.push(slot);
-                continue;
-            }
             let call = Call {
                 id: job.id,
                 task: job.task,
@@ -483,35 +682,67 @@ impl EventLoop {
                 payload: &job.payload,
             };
             if let Err(e) = w.out.push(&ToWorker::Call(call)) {
-                self.idle.push(slot);
                 let error = Error::Codec {
                     task: job.task.to_owned(),
                     op: procpool_ipc::CodecOp::EncodeArgs,
                     message: format!("task `{}`: cannot send the arguments: {e}", job.task),
                 };
                 self.fail(job.completion, error);
+                self.return_to_idle(slot);
                 continue;
             }
-            job.payload = Vec::new();
-            let limit = job.time_limit.or(self.config.time_limit);
-            w.running = Some(Running {
+            let became_head = w.in_flight.is_empty();
+            w.push_job(InFlight {
                 id: job.id,
                 task: job.task,
-                completion: job.completion,
-                grace: job.grace.unwrap_or(self.config.grace),
+                kind: job.kind,
+                payload: std::mem::take(&mut job.payload),
+                completion: Some(job.completion),
+                grace,
+                time_limit,
                 stop: None,
-                time_limit: limit,
+                cost,
             });
-            if let Some(limit) = limit {
-                self.timers.push(Reverse(Timer {
-                    at: Instant::now() + limit,
-                    slot,
-                    serial: w.serial,
-                    job: job.id,
-                    kind: TimerKind::TimeLimit,
-                }));
+            if became_head {
+                w.head_started = Instant::now();
+                self.head_changed(slot);
             }
+            if !self.dirty.contains(&slot) {
+                self.dirty.push(slot);
+            }
+        }
+        // One write per worker for everything sent to it this round.
+        while let Some(slot) = self.dirty.pop() {
             self.flush_calls(slot);
+        }
+    }
+
+    /// A busy worker whose window can take a job of `task`: everything it
+    /// holds, and the job, are known to be short. The least loaded one.
+    fn window_for(&self, task: &str) -> Option<usize> {
+        let cost = self.expected_short(task)?;
+        let mut best: Option<(usize, Duration)> = None;
+        for (slot, w) in self.slots.iter().enumerate() {
+            let Some(load) = w
+                .as_ref()
+                .and_then(|w| w.window_room(cost, WINDOW_BUDGET, MAX_WINDOW))
+            else {
+                continue;
+            };
+            if best.is_none_or(|(_, l)| load < l) {
+                best = Some((slot, load));
+            }
+        }
+        best.map(|(slot, _)| slot)
+    }
+
+    /// A worker picked for a job it did not get goes back where it was.
+    fn return_to_idle(&mut self, slot: usize) {
+        let idle = self
+            .worker(slot)
+            .is_some_and(|w| w.phase == Phase::Ready && w.in_flight.is_empty());
+        if idle && !self.idle.contains(&slot) {
+            self.idle.push(slot);
         }
     }
 
@@ -657,6 +888,12 @@ impl EventLoop {
     /// Reaps the worker in `slot` if it has exited, and settles its job.
     fn try_reap(&mut self, slot: usize) {
         let Some(w) = self.worker(slot) else { return };
+        if !w.orderly_exit && !w.killed {
+            // It died on its own: what its task started dies with it. Done
+            // before reaping, while the group id cannot have been reused.
+            w.signal(libc::SIGKILL);
+            w.killed = false;
+        }
         let status = match w.child.try_wait() {
             Ok(Some(status)) => ExitInfo::from_status(status),
             Ok(None) => {
@@ -694,9 +931,6 @@ impl EventLoop {
         self.idle.retain(|&s| s != slot);
         let expected = w.orderly_exit || w.killed;
         if !expected {
-            // What the task started dies with it (the group outlives a
-            // crashed leader only through its members).
-            let _ = crate::sys::signal_group(w.pid, libc::SIGKILL);
             log::warn!("procpool: worker {} died unexpectedly ({exit})", w.pid);
         } else {
             log::debug!("procpool: worker {} exited ({exit})", w.pid);
@@ -708,33 +942,25 @@ impl EventLoop {
                 .fetch_add(1, Ordering::Relaxed);
         }
         let mut break_cause = None;
-        if let Some(running) = w.running.take() {
-            match running.stop {
-                Some(StopReason::Aborted) => {
-                    running.completion.cancel();
-                    self.shared.stats.cancelled.fetch_add(1, Ordering::Relaxed);
-                }
-                Some(StopReason::TimedOut(limit)) => {
-                    self.shared.stats.timed_out.fetch_add(1, Ordering::Relaxed);
-                    running.completion.finish(Err(Error::TimedOut {
-                        task: running.task.to_owned(),
-                        limit,
-                    }));
-                }
-                None => {
-                    let error = w.failure.take().unwrap_or_else(|| Error::WorkerDied {
-                        pid: w.pid,
-                        exit,
-                        task: running.task.to_owned(),
-                    });
-                    if self.config.failure_policy == FailurePolicy::BreakPool
-                        && matches!(error, Error::WorkerDied { .. })
-                    {
-                        break_cause = Some(format!("a worker died: {error}"));
-                    }
-                    self.fail(running.completion, error);
-                }
+        // Jobs that never started go to another worker; the head ran here.
+        let waiting = w.drain_waiting();
+        if let Some(head) = w.pop_job() {
+            let error = w.failure.take().unwrap_or_else(|| Error::WorkerDied {
+                pid: w.pid,
+                exit,
+                task: head.task.to_owned(),
+            });
+            if head.stop.is_none()
+                && head.completion.is_some()
+                && self.config.failure_policy == FailurePolicy::BreakPool
+                && matches!(error, Error::WorkerDied { .. })
+            {
+                break_cause = Some(format!("a worker died: {error}"));
             }
+            self.settle(head, StopReason::Aborted, Some(error));
+        }
+        for job in waiting.into_iter().rev() {
+            self.requeue(job);
         }
         if w.phase == Phase::Starting && !w.killed && self.broken.is_none() && !self.shutting_down {
             self.start_failures += 1;
@@ -767,15 +993,20 @@ impl EventLoop {
             cause: cause.clone(),
         };
         self.broken = Some(cause);
-        for job in std::mem::take(&mut self.pending) {
-            self.fail(job.completion, error.clone());
+        for queued in std::mem::take(&mut self.pending) {
+            self.fail(queued.job.completion, error.clone());
         }
-        for w in self.slots.iter_mut().flatten() {
-            if w.running.is_some() && w.failure.is_none() {
+        for slot in 0..self.slots.len() {
+            let Some(w) = self.worker(slot) else { continue };
+            let waiting = w.drain_waiting();
+            if !w.in_flight.is_empty() && w.failure.is_none() {
                 w.failure = Some(error.clone());
             }
             w.phase = Phase::Retiring;
             w.signal(libc::SIGKILL);
+            for job in waiting {
+                self.settle(job, StopReason::Aborted, Some(error.clone()));
+            }
         }
         self.idle.clear();
     }
@@ -789,7 +1020,7 @@ impl EventLoop {
         for slot in 0..self.slots.len() {
             let idle = self
                 .worker(slot)
-                .is_some_and(|w| w.running.is_none() && w.calls.is_some());
+                .is_some_and(|w| w.in_flight.is_empty() && w.calls.is_some());
             if idle {
                 if let Some(w) = self.worker(slot) {
                     w.phase = Phase::Retiring;
@@ -819,8 +1050,8 @@ impl EventLoop {
                 self.remove(slot, status);
             }
         }
-        for job in std::mem::take(&mut self.pending) {
-            job.completion.cancel();
+        for queued in std::mem::take(&mut self.pending) {
+            queued.job.completion.cancel();
         }
     }
 
@@ -831,8 +1062,8 @@ impl EventLoop {
             .slots
             .iter()
             .flatten()
-            .filter(|w| w.running.is_some())
-            .count();
+            .map(|w| w.in_flight.len())
+            .sum();
         stats.workers_alive.store(alive, Ordering::Relaxed);
         stats.workers_idle.store(self.idle.len(), Ordering::Relaxed);
         stats.queued.store(self.pending.len(), Ordering::Relaxed);

@@ -4,7 +4,7 @@
 //! | `phase`    | meaning                                   | next                          |
 //! |------------|-------------------------------------------|-------------------------------|
 //! | `Starting` | spawned, no `Hello` yet; not idle         | `Ready` on Hello; dead        |
-//! | `Ready`    | serving; idle when `running` is `None`    | `Retiring`; dead              |
+//! | `Ready`    | serving; idle when `in_flight` is empty   | `Retiring`; dead              |
 //! | `Retiring` | will get no more calls (recycling, shut-  | dead (reaped)                 |
 //! |            | down, protocol breach, stop); may still   |                               |
 //! |            | run its last job                          |                               |
@@ -34,14 +34,23 @@ pub(crate) enum StopReason {
     TimedOut(Duration),
 }
 
-/// The job a worker is running.
-pub(crate) struct Running {
+/// A job sent to a worker: the first of a worker's in-flight jobs is
+/// running, the others wait in its call pipe (its window).
+pub(crate) struct InFlight {
     pub(crate) id: u64,
     pub(crate) task: &'static str,
-    pub(crate) completion: Box<dyn Completion>,
+    pub(crate) kind: procpool_ipc::CallKind,
+    /// Kept until the job ends, so a job that never started can be sent to
+    /// another worker if this one dies.
+    pub(crate) payload: Vec<u8>,
+    /// `None` once the future has been completed early (a job cancelled
+    /// while it waited in the window): its `Done` is then discarded.
+    pub(crate) completion: Option<Box<dyn Completion>>,
     pub(crate) grace: Duration,
     pub(crate) time_limit: Option<Duration>,
     pub(crate) stop: Option<StopReason>,
+    /// Its task's expected run time when it was sent, if known to be short.
+    pub(crate) cost: Option<Duration>,
 }
 
 pub(crate) struct Worker {
@@ -57,7 +66,13 @@ pub(crate) struct Worker {
     pub(crate) decoder: Decoder,
     pub(crate) out: FrameBuf,
     pub(crate) phase: Phase,
-    pub(crate) running: Option<Running>,
+    /// Jobs sent, in order: the front one runs (since `head_started`).
+    pub(crate) in_flight: std::collections::VecDeque<InFlight>,
+    pub(crate) head_started: std::time::Instant,
+    /// The summed `cost` of `in_flight`, and how many of them have none
+    /// (unknown or long): a window only grows behind short, known work.
+    pub(crate) known_load: Duration,
+    pub(crate) unknown_load: usize,
     pub(crate) served: u64,
     /// Set when the worker must die (protocol breach, stopped task): the
     /// error its job fails with, if the job is not stopped for another reason.
@@ -69,6 +84,54 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
+    /// Adds a job to the window, keeping the load counts.
+    pub(crate) fn push_job(&mut self, job: InFlight) {
+        match job.cost {
+            Some(cost) => self.known_load += cost,
+            None => self.unknown_load += 1,
+        }
+        self.in_flight.push_back(job);
+    }
+
+    /// Takes the running job off the window, keeping the load counts.
+    pub(crate) fn pop_job(&mut self) -> Option<InFlight> {
+        let job = self.in_flight.pop_front()?;
+        self.forget_load(&job);
+        Some(job)
+    }
+
+    /// Takes every job but the running one off the window.
+    pub(crate) fn drain_waiting(&mut self) -> Vec<InFlight> {
+        let from = self.in_flight.len().min(1);
+        let waiting: Vec<InFlight> = self.in_flight.drain(from..).collect();
+        for job in &waiting {
+            self.forget_load(job);
+        }
+        waiting
+    }
+
+    fn forget_load(&mut self, job: &InFlight) {
+        match job.cost {
+            Some(cost) => self.known_load = self.known_load.saturating_sub(cost),
+            None => self.unknown_load = self.unknown_load.saturating_sub(1),
+        }
+    }
+
+    /// Whether a job costing `cost` fits in the window under `budget`; the
+    /// load it would make.
+    pub(crate) fn window_room(&self, cost: Duration, budget: Duration, max_jobs: usize) -> Option<Duration> {
+        if self.phase != Phase::Ready
+            || self.calls.is_none()
+            || self.unknown_load > 0
+            || self.in_flight.len() >= max_jobs
+            || self.in_flight.front().is_some_and(|head| head.stop.is_some())
+        {
+            return None;
+        }
+        let load = self.known_load + cost;
+        (load <= budget).then_some(load)
+    }
+
     /// Starts a worker process: call pipe on its stdin, result pipe on its
     /// stdout, its own process group, the settings in its environment.
     ///
@@ -140,7 +203,10 @@ impl Worker {
             decoder: Decoder::with_max_frame_len(config.max_frame_len),
             out: FrameBuf::with_max_frame_len(config.max_frame_len),
             phase: Phase::Starting,
-            running: None,
+            in_flight: std::collections::VecDeque::new(),
+            head_started: std::time::Instant::now(),
+            known_load: Duration::ZERO,
+            unknown_load: 0,
             served: 0,
             failure: None,
             killed: false,

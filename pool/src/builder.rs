@@ -19,24 +19,13 @@ use std::time::Duration;
 ///     .build()?;
 /// # Ok::<(), procpool::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 #[must_use]
 pub struct PoolBuilder {
     config: Config,
     max_workers: Option<usize>,
     max_tasks_per_child: Option<u64>,
     error: Option<Error>,
-}
-
-impl Default for PoolBuilder {
-    fn default() -> Self {
-        Self {
-            config: Config::default(),
-            max_workers: None,
-            max_tasks_per_child: None,
-            error: None,
-        }
-    }
 }
 
 impl PoolBuilder {

@@ -19,7 +19,7 @@
 //!    run the initializer (if any)          -- fails: Exiting(InitializerFailed), exit 3
 //!    loop:
 //!      Call { id, task, payload }  -> Registry::call -> catch_unwind(task(args))
-//!      Done { id, Output | RemoteError }   (queued; flushed before blocking)
+//!      Done { id, Output | RemoteError }   (written before the next call runs)
 //!      after max_tasks calls: Exiting(MaxTasks), exit 0
 //!    Shutdown or EOF: exit 0;  garbage: message on stderr, exit 2
 //! ```
@@ -57,6 +57,11 @@ mod sys;
 
 pub use procpool_ipc::{ByteBuf, RemoteError, RemoteErrorKind, Task};
 pub use registry::{DuplicateTask, InitOutput, Registry};
+/// The serde this crate's tasks are encoded with, so that a worker can
+/// implement `Serialize`/`Deserialize` for its own argument and output types
+/// without a dependency of its own (derives need
+/// `#[serde(crate = "procpool_worker::serde")]`).
+pub use serde;
 pub use serve::{serve_channel, Config, ConfigError, Ending};
 
 use std::sync::atomic::Ordering;
@@ -86,7 +91,7 @@ pub fn serve_if_worker<F: FnOnce() -> Registry>(registry: F) {
 /// Settings come from the environment the pool sets ([`Config::from_env`]).
 /// The process exits 0 after an orderly end, 2 after a protocol violation
 /// (with a message on stderr), 3 when the initializer failed, 1 when the
-/// result channel broke.
+/// result channel broke or a `PROCPOOL_*` setting does not parse.
 pub fn serve(registry: Registry) -> ! {
     let code = match setup_and_serve(&registry) {
         Ok(ending) => {

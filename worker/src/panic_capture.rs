@@ -1,9 +1,9 @@
 //! Turns a task's panic into text for the parent: its message, where it
 //! happened, and a backtrace.
 //!
-//! A panic hook (installed once, by the serve loop) records what it sees in a
-//! thread-local while a task runs, instead of printing it; outside a task it
-//! hands over to the hook that was there before.
+//! A panic hook (installed once per process, by the first call) records what
+//! it sees in a thread-local while a task runs, instead of printing it;
+//! outside a task it hands over to the hook that was there before.
 
 use std::any::Any;
 use std::backtrace::Backtrace;
@@ -16,19 +16,28 @@ thread_local! {
     static CAPTURED: RefCell<Option<(String, String)>> = const { RefCell::new(None) };
 }
 
-/// Marks this thread as running a task until dropped.
-pub(crate) struct TaskScope(());
+/// Marks this thread as running a task until dropped. Scopes nest (a call
+/// guards decoding, running and encoding; the task's own run is guarded
+/// again), and dropping one restores what was there before.
+pub(crate) struct TaskScope {
+    was_in_task: bool,
+}
 
 impl TaskScope {
     pub(crate) fn enter() -> Self {
-        IN_TASK.with(|t| t.set(true));
-        Self(())
+        let was_in_task = IN_TASK.with(|t| t.replace(true));
+        if !was_in_task {
+            // A panic the task caught itself left its record behind; it must
+            // not be taken for the next panic's.
+            CAPTURED.with(|c| c.borrow_mut().take());
+        }
+        Self { was_in_task }
     }
 }
 
 impl Drop for TaskScope {
     fn drop(&mut self) {
-        IN_TASK.with(|t| t.set(false));
+        IN_TASK.with(|t| t.set(self.was_in_task));
     }
 }
 

@@ -50,6 +50,23 @@ impl<T, E: fmt::Display> InitOutput for Result<T, E> {
     }
 }
 
+/// Runs `f` with panics caught and recorded: a panic becomes a `Panicked`
+/// error with its message and backtrace.
+fn guarded<T>(task: &str, f: impl FnOnce() -> Result<T, RemoteError>) -> Result<T, RemoteError> {
+    // Once per process; after that an atomic load. Here rather than only in
+    // the serve loop, so that `Registry::call` captures panics on its own too.
+    panic_capture::install_hook();
+    let _scope = panic_capture::TaskScope::enter();
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let (message, backtrace) = panic_capture::take(&*payload, task);
+        Err(RemoteError {
+            kind: RemoteErrorKind::Panicked,
+            message,
+            backtrace,
+        })
+    })
+}
+
 /// One registered function, its types erased.
 trait Erased: Send + Sync {
     /// Runs a call; on success the encoded output is appended to `out`.
@@ -64,8 +81,11 @@ struct Typed<A, O, F> {
     run: F,
     /// How to read an initializer's output; `None` for a task registered with
     /// [`Registry::register`], whose only failure is a panic.
-    init_check: Option<fn(&O) -> Result<(), String>>,
+    init_check: Option<InitCheck<O>>,
 }
+
+/// How an initializer's output is judged ([`InitOutput::check`]).
+type InitCheck<O> = fn(&O) -> Result<(), String>;
 
 impl<A, O, F> Typed<A, O, F>
 where
@@ -82,15 +102,7 @@ where
     /// Runs the function, turning a panic into a `Panicked` error with its
     /// message and backtrace.
     fn run_one(&self, args: A) -> Result<O, RemoteError> {
-        let _guard = panic_capture::TaskScope::enter();
-        catch_unwind(AssertUnwindSafe(|| (self.run)(args))).map_err(|payload| {
-            let (message, backtrace) = panic_capture::take(&*payload, self.task.name());
-            RemoteError {
-                kind: RemoteErrorKind::Panicked,
-                message,
-                backtrace,
-            }
-        })
+        guarded(self.task.name(), || Ok((self.run)(args)))
     }
 
     fn encode(&self, output: &O, out: &mut Vec<u8>) -> Result<(), RemoteError> {
@@ -126,7 +138,8 @@ where
                 // An encoded Vec<Result<O, RemoteError>>, built element by
                 // element so that one element's failure stays its own.
                 let len = inputs.len() as u64;
-                encode_value(&len, out).map_err(|r| RemoteError::new(RemoteErrorKind::OutputEncode, r))?;
+                encode_value(&len, out)
+                    .map_err(|r| RemoteError::new(RemoteErrorKind::OutputEncode, r))?;
                 for args in inputs {
                     let result = self.run_one(args);
                     let mark = out.len();
@@ -156,8 +169,15 @@ where
     fn init(&self, payload: &[u8]) -> Result<(), RemoteError> {
         let output = self.run_one(self.decode(payload)?)?;
         match self.init_check {
-            Some(check) => check(&output)
-                .map_err(|message| RemoteError::new(RemoteErrorKind::Initializer, message)),
+            Some(check) => check(&output).map_err(|message| {
+                RemoteError::new(
+                    RemoteErrorKind::Initializer,
+                    format!(
+                        "initializer `{}` returned an error: {message}",
+                        self.task.name()
+                    ),
+                )
+            }),
             None => Ok(()),
         }
     }
@@ -197,7 +217,11 @@ impl Registry {
     ///
     /// # Errors
     /// [`DuplicateTask`] when the name is taken; the registry is unchanged.
-    pub fn register<A, O, F>(&mut self, task: Task<A, O>, run: F) -> Result<&mut Self, DuplicateTask>
+    pub fn register<A, O, F>(
+        &mut self,
+        task: Task<A, O>,
+        run: F,
+    ) -> Result<&mut Self, DuplicateTask>
     where
         A: DeserializeOwned + 'static,
         O: Serialize + 'static,
@@ -229,7 +253,7 @@ impl Registry {
         &mut self,
         task: Task<A, O>,
         run: F,
-        init_check: Option<fn(&O) -> Result<(), String>>,
+        init_check: Option<InitCheck<O>>,
     ) -> Result<&mut Self, DuplicateTask>
     where
         A: DeserializeOwned + 'static,
@@ -294,7 +318,7 @@ impl Registry {
 
     /// Runs one call of the task called `name`; on success its encoded output
     /// (or, for a batch, the encoded per-element results) is appended to
-    /// `out`.
+    /// `out`, which is left as it was on error.
     ///
     /// # Errors
     /// A [`RemoteError`] of kind `UnknownTask`, `ArgsDecode`, `Panicked` or
@@ -306,7 +330,12 @@ impl Registry {
         payload: &[u8],
         out: &mut Vec<u8>,
     ) -> Result<(), RemoteError> {
-        self.lookup(name)?.call(kind, payload, out)
+        let task = self.lookup(name)?;
+        let mark = out.len();
+        // Not only the task's body is the program's code: a panic in an
+        // argument's `Deserialize`, the output's `Serialize` or a `Drop` fails
+        // this call too, and the worker serves on.
+        guarded(name, || task.call(kind, payload, out)).inspect_err(|_| out.truncate(mark))
     }
 
     /// Runs the task called `name` as an initializer.
@@ -315,7 +344,8 @@ impl Registry {
     /// A [`RemoteError`]: unknown task, undecodable arguments, a panic, or an
     /// `Err` output of a task registered with `register_initializer`.
     pub fn initialize(&self, name: &str, payload: &[u8]) -> Result<(), RemoteError> {
-        self.lookup(name)?.init(payload)
+        let task = self.lookup(name)?;
+        guarded(name, || task.init(payload))
     }
 
     fn lookup(&self, name: &str) -> Result<&dyn Erased, RemoteError> {
@@ -324,7 +354,10 @@ impl Registry {
             known.sort_unstable();
             RemoteError::new(
                 RemoteErrorKind::UnknownTask,
-                format!("no task `{name}` in this worker (it has: {})", known.join(", ")),
+                format!(
+                    "no task `{name}` in this worker (it has: {})",
+                    known.join(", ")
+                ),
             )
         })
     }

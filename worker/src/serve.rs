@@ -151,7 +151,8 @@ pub fn serve_channel<R: Read, W: Write>(
     results: W,
 ) -> Ending {
     crate::panic_capture::install_hook();
-    let mut out = FrameWriter::with_buf(results, FrameBuf::with_max_frame_len(config.max_frame_len));
+    let mut out =
+        FrameWriter::with_buf(results, FrameBuf::with_max_frame_len(config.max_frame_len));
     let mut names: Vec<String> = registry.names().map(str::to_owned).collect();
     names.sort_unstable();
     if let Err(e) = out.send(&FromWorker::Hello(Hello::new(std::process::id(), names))) {
@@ -164,7 +165,9 @@ pub fn serve_channel<R: Read, W: Write>(
                 e.message = format!("initializer `{name}`: {} ({})", e.message, e.kind);
                 e.kind = RemoteErrorKind::Initializer;
             }
-            let _ = out.send(&FromWorker::Exiting(ExitReason::InitializerFailed(e.clone())));
+            let _ = out.send(&FromWorker::Exiting(ExitReason::InitializerFailed(
+                e.clone(),
+            )));
             return Ending::InitializerFailed(e);
         }
     }
@@ -175,10 +178,7 @@ pub fn serve_channel<R: Read, W: Write>(
         match decoder.frame_ready() {
             Ok(true) => {}
             Ok(false) => {
-                // Nothing whole is buffered: send what is queued, then block.
-                if let Err(e) = out.flush() {
-                    return Ending::Io(e);
-                }
+                // Nothing whole is buffered (and every Done is out): block.
                 match decoder.read_from(&mut calls) {
                     Ok(ReadStatus::Data(_)) => continue,
                     Ok(ReadStatus::Eof) => {
@@ -217,10 +217,20 @@ pub fn serve_channel<R: Read, W: Write>(
             return Ending::Io(e);
         }
         served += 1;
-        if config.max_tasks == Some(served) {
-            if let Err(e) = out.send(&FromWorker::Exiting(ExitReason::MaxTasks)) {
-                return Ending::Io(e);
+        let last = config.max_tasks == Some(served);
+        if last {
+            if let Err(e) = out.queue(&FromWorker::Exiting(ExitReason::MaxTasks)) {
+                return Ending::Io(io::Error::new(io::ErrorKind::InvalidData, e));
             }
+        }
+        // Each Done goes out before the next call starts: held back, it would
+        // be lost if that call kills the process, and the parent would think
+        // the finished call still runs (and charge it the next one's time).
+        // Frames queued behind it are still read many per `read`.
+        if let Err(e) = out.flush() {
+            return Ending::Io(e);
+        }
+        if last {
             return Ending::MaxTasks;
         }
     }

@@ -38,7 +38,10 @@ pub(crate) fn take_stdio_channel() -> io::Result<(File, File)> {
     // std never closes); the old 0 and 1 are still reachable through the
     // duplicates above, so no Rust object loses its fd.
     unsafe {
-        check(libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), libc::STDIN_FILENO))?;
+        check(libc::dup2(
+            std::os::fd::AsRawFd::as_raw_fd(&null),
+            libc::STDIN_FILENO,
+        ))?;
         check(libc::dup2(libc::STDERR_FILENO, libc::STDOUT_FILENO))?;
     }
     Ok((File::from(calls), File::from(results)))
@@ -50,7 +53,15 @@ pub(crate) fn take_stdio_channel() -> io::Result<(File, File)> {
 pub(crate) fn die_with_parent(expected_parent: Option<u32>) -> io::Result<bool> {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and changes only
     // this process's own attribute.
-    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) })?;
+    check(unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    })?;
     // SAFETY: getppid has no preconditions and cannot fail.
     let parent = unsafe { libc::getppid() };
     Ok(expected_parent.is_none_or(|p| i64::from(p) == i64::from(parent)))

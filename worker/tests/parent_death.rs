@@ -1,0 +1,84 @@
+//! A worker never outlives its parent: the test starts a shell that starts
+//! the worker as its own child (with `PROCPOOL_PARENT_PID` set to the shell,
+//! as a pool would) and then execs `sleep`. The worker's call pipe is held
+//! open by the test, so EOF cannot end it; when the parent is SIGKILLed, the
+//! parent-death signal must take the worker down within a few seconds.
+//!
+//! The test process makes itself a child subreaper (a process-global change,
+//! hence this file of its own), so the orphaned worker becomes its child: it
+//! can then reap the worker, leave no zombie behind, and check that SIGKILL
+//! is what ended it.
+
+mod util;
+
+use procpool_ipc::{env, Task};
+use std::time::{Duration, Instant};
+use util::{worker_command, worker_program, Worker};
+
+const SQUARE: Task<u64, u64> = Task::new("square");
+
+#[test]
+fn worker_dies_within_seconds_when_its_parent_is_killed() {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) changes only this process's own
+    // attribute.
+    let ret = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(ret, 0, "prctl: {}", std::io::Error::last_os_error());
+    let mut command = std::process::Command::new("sh");
+    // fd 3 keeps the shell's stdin (the test's call pipe) for the worker: a
+    // background job's stdin would otherwise be /dev/null.
+    command
+        .arg("-c")
+        .arg(r#"exec 3<&0; PROCPOOL_PARENT_PID=$$ "$0" <&3 3<&- & exec sleep 3600"#)
+        .arg(worker_program())
+        .env(env::WORKER, env::WORKER_MODE)
+        .env_remove(env::PARENT_PID);
+    // The PROCPOOL_* cleanup of worker_command, on the shell.
+    for (key, _) in worker_command().get_envs() {
+        command.env_remove(key);
+    }
+    command.env(env::WORKER, env::WORKER_MODE);
+    let mut parent = Worker::spawn(command);
+    let hello = parent.hello();
+    let worker_pid = hello.pid;
+    assert_ne!(worker_pid, parent.pid(), "the worker is the shell's child");
+    // It serves, through the shell's pipes.
+    assert_eq!(parent.call(SQUARE, &6), Ok(36));
+
+    parent.signal(libc::SIGKILL);
+    // Reaped, but the call pipe stays open: only the parent's death can end
+    // the worker now.
+    let status = parent.reap();
+    assert_eq!(status.code(), None, "the parent was killed");
+
+    let died = wait_for_signal_death(worker_pid, Duration::from_secs(10));
+    assert_eq!(
+        died,
+        Some(libc::SIGKILL),
+        "worker {worker_pid} was not killed by SIGKILL within 10 s of its parent's death"
+    );
+}
+
+/// Waits for the orphaned worker (our child now, as subreaper) to end and
+/// reaps it: the signal that killed it, or `None` when it exited or still ran
+/// at the deadline (then it is killed and reaped).
+fn wait_for_signal_death(pid: u32, within: Duration) -> Option<libc::c_int> {
+    let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
+    let deadline = Instant::now() + within;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes only to `status`, a valid c_int.
+        let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        assert!(reaped >= 0, "waitpid: {}", std::io::Error::last_os_error());
+        if reaped == pid {
+            return libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status));
+        }
+        if Instant::now() > deadline {
+            // SAFETY: kill only sends a signal; the pid is our unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // SAFETY: as above.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
