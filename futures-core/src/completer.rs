@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::state::{self, Phase, Shared};
 use crate::{Future, InvalidState, State};
@@ -117,6 +118,18 @@ impl<T, E> Completer<T, E> {
         drop(inner);
         completion.fire(&self.shared);
         Ok(())
+    }
+
+    /// Lets a thread blocked in [`Future::result`] (and the other blocking
+    /// accessors) spin for up to `budget` before it sleeps: worth it when the
+    /// executor expects the result within microseconds, as a process pool
+    /// does for short tasks. The spin yields the CPU every round. Zero (the
+    /// default) sleeps at once.
+    pub fn set_spin_hint(&self, budget: Duration) {
+        let micros = u32::try_from(budget.as_micros()).unwrap_or(u32::MAX);
+        self.shared
+            .spin_us
+            .store(micros, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Sets how [`Future::abort`] stops the running task, e.g. by telling the

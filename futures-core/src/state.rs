@@ -13,6 +13,8 @@ use std::task::Waker;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Instant;
 
 use crate::waiter::{self, Waiter};
 use crate::{Future, Timeout};
@@ -144,6 +146,12 @@ impl<T, E> Inner<T, E> {
 pub(crate) struct Shared<T, E> {
     pub(crate) inner: Mutex<Inner<T, E>>,
     cond: Condvar,
+    /// Set (after `phase`) when the future is done, so a spinning reader can
+    /// watch it without taking the lock.
+    done: AtomicBool,
+    /// How long a blocking reader may spin before it sleeps, in microseconds
+    /// (the executor's hint; 0 = sleep at once).
+    pub(crate) spin_us: AtomicU32,
 }
 
 /// What a transition to done moved out of the lock, to be run after it is released.
@@ -166,6 +174,31 @@ impl<T, E> Shared<T, E> {
                 abort_hook: None,
             }),
             cond: Condvar::new(),
+            done: AtomicBool::new(false),
+            spin_us: AtomicU32::new(0),
+        }
+    }
+
+    /// Spins (yielding the CPU each round) until the future is done, the
+    /// spin budget is spent or `deadline` passes. A result that arrives within
+    /// microseconds is then read without the two context switches of a
+    /// condvar sleep and wake-up; `sched_yield` keeps the spin from starving
+    /// the very threads that would complete it on a machine with few CPUs.
+    fn spin_until_done(&self, deadline: Option<Instant>) {
+        let budget = self.spin_us.load(Ordering::Relaxed);
+        if budget == 0 {
+            return;
+        }
+        let start = Instant::now();
+        let mut end = start + Duration::from_micros(u64::from(budget));
+        if let Some(deadline) = deadline {
+            end = end.min(deadline);
+        }
+        while !self.done.load(Ordering::Acquire) {
+            std::thread::yield_now();
+            if Instant::now() >= end {
+                return;
+            }
         }
     }
 
@@ -184,6 +217,14 @@ impl<T, E> Shared<T, E> {
             return Err(Timeout);
         }
         let deadline = waiter::deadline(timeout);
+        if self.spin_us.load(Ordering::Relaxed) > 0 {
+            drop(inner);
+            self.spin_until_done(deadline);
+            inner = self.inner.lock();
+            if inner.phase.is_done() {
+                return Ok(inner);
+            }
+        }
         inner.sleepers += 1;
         while !inner.phase.is_done() {
             match deadline {
@@ -209,6 +250,7 @@ impl<T, E> Shared<T, E> {
         debug_assert!(!inner.phase.is_done() && phase.is_done());
         let failed = phase.failed();
         inner.phase = phase;
+        self.done.store(true, Ordering::Release);
         if inner.sleepers > 0 {
             // parking_lot requeues the sleepers onto the mutex: no thundering herd.
             self.cond.notify_all();

@@ -19,6 +19,9 @@ pub const PARENT_PID: &str = "PROCPOOL_PARENT_PID";
 pub const MAX_TASKS: &str = "PROCPOOL_MAX_TASKS";
 /// The frame limit both sides use, in bytes.
 pub const MAX_FRAME_LEN: &str = "PROCPOOL_MAX_FRAME_LEN";
+/// How long, in microseconds, a worker that has answered spins for its
+/// next call before it blocks; absent or 0 means block at once.
+pub const SPIN_US: &str = "PROCPOOL_SPIN_US";
 /// The initializer's task name; absent means no initializer.
 pub const INITIALIZER: &str = "PROCPOOL_INITIALIZER";
 /// The initializer's encoded arguments, in lowercase hex.

@@ -46,6 +46,11 @@ pub struct Config {
     pub max_start_failures: u32,
     /// The pipe buffer asked for each direction (best effort).
     pub pipe_buffer: usize,
+    /// How long the manager thread, a worker that has answered, and a caller
+    /// blocked on a result spin (yielding the CPU) before they sleep. Zero:
+    /// always sleep. See DESIGN.md "Speed": on this kind of machine a sleep
+    /// and wake-up costs tens of microseconds, a yielding spin a few.
+    pub spin: Duration,
 }
 
 impl Default for Config {
@@ -63,6 +68,7 @@ impl Default for Config {
             time_limit: None,
             max_start_failures: 3,
             pipe_buffer: 1 << 20,
+            spin: Duration::from_micros(50),
         }
     }
 }

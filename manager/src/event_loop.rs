@@ -121,6 +121,8 @@ pub(crate) struct EventLoop {
     /// A shutdown's deadline: what still runs then is stopped.
     stop_running_at: Option<Instant>,
     broken: Option<String>,
+    /// CPUs this process may use: the spin rule's yardstick.
+    cpus: usize,
     /// The inbox's commands are swapped into this reused buffer.
     commands: VecDeque<Command>,
 }
@@ -144,6 +146,7 @@ impl EventLoop {
             stop_running_at: None,
             broken: None,
             commands: VecDeque::new(),
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
         }
     }
 
@@ -156,7 +159,7 @@ impl EventLoop {
                 (a, b) => a.or(b),
             };
             let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
-            if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if let Err(e) = self.wait_for_events(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("procpool: the manager's poll failed: {e}");
                     self.break_pool(format!("the manager's poll failed: {e}"));
@@ -188,6 +191,35 @@ impl EventLoop {
         }
         self.teardown();
         self.publish_stats();
+    }
+
+    /// Polls for events: first spinning for up to the spin budget (a zero
+    /// timeout poll and a `sched_yield` per round), then blocking until the
+    /// next deadline. A pool in use answers a submit or a result within
+    /// microseconds; an idle one sleeps after one budget.
+    fn wait_for_events(
+        &mut self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
+        let spin = self.config.spin;
+        // Spinning pays only while CPUs are free: with a job in flight per
+        // CPU, a spinning manager takes time from the workers.
+        let in_flight: usize = self.slots.iter().flatten().map(|w| w.in_flight.len()).sum();
+        if !spin.is_zero() && timeout != Some(Duration::ZERO) && in_flight < self.cpus {
+            let end = Instant::now() + timeout.map_or(spin, |t| t.min(spin));
+            loop {
+                self.poll.poll(events, Some(Duration::ZERO))?;
+                if !events.is_empty() || self.shared.wake_pending.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                if Instant::now() >= end {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+        }
+        self.poll.poll(events, timeout)
     }
 
     fn worker(&mut self, slot: usize) -> Option<&mut Worker> {
@@ -466,12 +498,13 @@ impl EventLoop {
                 let ran = now.saturating_duration_since(w.head_started);
                 w.head_started = now;
                 w.served += 1;
-                if max_tasks == Some(w.served) {
-                    // It exits now; an Exiting frame follows. What waits in
-                    // its window goes to another worker.
+                let last = max_tasks == Some(w.served);
+                if last {
+                    // It exits now; an Exiting frame follows. Nothing else it
+                    // holds will start: it goes to another worker.
                     w.phase = Phase::Retiring;
                     w.orderly_exit = true;
-                    self.requeue_window(slot);
+                    self.requeue_all(slot);
                 }
                 self.learn(job.task, ran);
                 self.complete(job, done.outcome);
@@ -482,7 +515,7 @@ impl EventLoop {
                 w.phase = Phase::Retiring;
                 log::debug!("procpool: worker {} exits: {reason}", w.pid);
                 self.idle.retain(|&s| s != slot);
-                self.requeue_window(slot);
+                self.requeue_all(slot);
                 if let ExitReason::InitializerFailed(e) = reason {
                     self.break_pool(e.message);
                 }
@@ -580,6 +613,16 @@ impl EventLoop {
         let waiting = w.drain_waiting();
         for job in waiting.into_iter().rev() {
             self.requeue(job);
+        }
+    }
+
+    /// Sends every job `slot` holds back to the queue: the worker has said it
+    /// will run nothing more (recycling), so none of them has started.
+    fn requeue_all(&mut self, slot: usize) {
+        self.requeue_window(slot);
+        let head = self.worker(slot).and_then(Worker::pop_job);
+        if let Some(head) = head {
+            self.requeue(head);
         }
     }
 
@@ -723,10 +766,14 @@ impl EventLoop {
         let cost = self.expected_short(task)?;
         let mut best: Option<(usize, Duration)> = None;
         for (slot, w) in self.slots.iter().enumerate() {
-            let Some(load) = w
-                .as_ref()
-                .and_then(|w| w.window_room(cost, WINDOW_BUDGET, MAX_WINDOW))
-            else {
+            let Some(load) = w.as_ref().and_then(|w| {
+                w.window_room(
+                    cost,
+                    WINDOW_BUDGET,
+                    MAX_WINDOW,
+                    self.config.max_tasks_per_child,
+                )
+            }) else {
                 continue;
             };
             if best.is_none_or(|(_, l)| load < l) {
@@ -1058,12 +1105,7 @@ impl EventLoop {
     fn publish_stats(&self) {
         let stats = &self.shared.stats;
         let alive = self.slots.iter().flatten().count();
-        let running = self
-            .slots
-            .iter()
-            .flatten()
-            .map(|w| w.in_flight.len())
-            .sum();
+        let running = self.slots.iter().flatten().map(|w| w.in_flight.len()).sum();
         stats.workers_alive.store(alive, Ordering::Relaxed);
         stats.workers_idle.store(self.idle.len(), Ordering::Relaxed);
         stats.queued.store(self.pending.len(), Ordering::Relaxed);

@@ -135,6 +135,8 @@ pub struct Stats {
 pub struct Manager {
     shared: Arc<Shared>,
     max_workers: usize,
+    spin: std::time::Duration,
+    cpus: usize,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -166,6 +168,7 @@ impl Manager {
             stats: Counters::default(),
         });
         let max_workers = config.max_workers.max(1);
+        let spin = config.spin;
         let event_loop = EventLoop::new(poll, Arc::clone(&shared), config);
         let thread = std::thread::Builder::new()
             .name("procpool-manager".into())
@@ -173,6 +176,8 @@ impl Manager {
         Ok(Self {
             shared,
             max_workers,
+            spin,
+            cpus: std::thread::available_parallelism().map_or(1, usize::from),
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -226,6 +231,19 @@ impl Manager {
             stop_running_at: Some(std::time::Instant::now() + deadline),
         });
         self.join();
+    }
+
+    /// The spin budget for a caller about to wait on a new job (see
+    /// [`Config::spin`]): zero when there is already a job in flight per CPU,
+    /// where a spinning caller would only slow the workers down.
+    pub fn spin(&self) -> std::time::Duration {
+        let c = &self.shared.stats;
+        let busy = c.running.load(Ordering::Relaxed) + c.queued.load(Ordering::Relaxed);
+        if busy < self.cpus {
+            self.spin
+        } else {
+            std::time::Duration::ZERO
+        }
     }
 
     /// The most workers the pool runs at once.

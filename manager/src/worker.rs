@@ -119,12 +119,25 @@ impl Worker {
 
     /// Whether a job costing `cost` fits in the window under `budget`; the
     /// load it would make.
-    pub(crate) fn window_room(&self, cost: Duration, budget: Duration, max_jobs: usize) -> Option<Duration> {
-        if self.phase != Phase::Ready
+    pub(crate) fn window_room(
+        &self,
+        cost: Duration,
+        budget: Duration,
+        max_jobs: usize,
+        max_tasks: Option<u64>,
+    ) -> Option<Duration> {
+        // A recycling worker runs only so many more calls: never queue one it
+        // will not reach.
+        let will_run = max_tasks.map_or(u64::MAX, |m| m.saturating_sub(self.served));
+        if self.in_flight.len() as u64 + 1 > will_run
+            || self.phase != Phase::Ready
             || self.calls.is_none()
             || self.unknown_load > 0
             || self.in_flight.len() >= max_jobs
-            || self.in_flight.front().is_some_and(|head| head.stop.is_some())
+            || self
+                .in_flight
+                .front()
+                .is_some_and(|head| head.stop.is_some())
         {
             return None;
         }
@@ -150,6 +163,7 @@ impl Worker {
             .env(env::WORKER, env::WORKER_MODE)
             .env(env::PARENT_PID, std::process::id().to_string())
             .env(env::MAX_FRAME_LEN, config.max_frame_len.to_string())
+            .env(env::SPIN_US, config.spin.as_micros().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());

@@ -105,6 +105,15 @@ impl PoolBuilder {
         self
     }
 
+    /// How long the pool's threads and workers spin (yielding the CPU)
+    /// before they sleep while waiting for the next event: a call that
+    /// answers within it costs a few microseconds instead of two sleeps and
+    /// wake-ups. Default 50 µs; zero always sleeps (least CPU).
+    pub fn spin(mut self, budget: Duration) -> Self {
+        self.config.spin = budget;
+        self
+    }
+
     /// Starts the pool (its manager thread; workers start on demand).
     ///
     /// # Errors

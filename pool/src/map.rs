@@ -235,6 +235,9 @@ where
                 return None;
             }
             self.top_up();
+            if !self.ready.is_empty() {
+                continue;
+            }
             let chunk = self.in_flight.pop_front()?;
             let timeout = self
                 .deadline

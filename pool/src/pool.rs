@@ -129,6 +129,7 @@ impl Pool {
         let id = self.manager.next_job_id();
         let aborter = self.manager.aborter();
         completer.set_abort_hook(move || aborter.abort(id));
+        completer.set_spin_hint(self.manager.spin());
         let job = Job {
             id,
             task: task.name(),

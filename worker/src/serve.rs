@@ -20,6 +20,8 @@ pub struct Config {
     pub initializer: Option<(String, Vec<u8>)>,
     /// The frame limit for both directions.
     pub max_frame_len: usize,
+    /// How long to spin for the next call after answering one (0: block).
+    pub spin: std::time::Duration,
 }
 
 impl Default for Config {
@@ -29,6 +31,7 @@ impl Default for Config {
             max_tasks: None,
             initializer: None,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            spin: std::time::Duration::ZERO,
         }
     }
 }
@@ -91,6 +94,7 @@ impl Config {
             max_tasks: number::<u64>(env::MAX_TASKS)?.filter(|&n| n > 0),
             initializer,
             max_frame_len: number(env::MAX_FRAME_LEN)?.unwrap_or(DEFAULT_MAX_FRAME_LEN),
+            spin: std::time::Duration::from_micros(number(env::SPIN_US)?.unwrap_or(0)),
         })
     }
 }
