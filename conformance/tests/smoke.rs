@@ -14,9 +14,15 @@ fn submit_returns_the_output() {
 #[test]
 fn a_panic_comes_back_with_its_message() {
     let pool = util::pool(1);
-    let err = pool.submit(PANIC, "boom".to_owned()).unwrap().result(None).unwrap_err();
+    let err = pool
+        .submit(PANIC, "boom".to_owned())
+        .unwrap()
+        .result(None)
+        .unwrap_err();
     match &err {
-        Error::TaskPanicked { message, backtrace, .. } => {
+        Error::TaskPanicked {
+            message, backtrace, ..
+        } => {
             assert!(message.contains("boom"), "{message}");
             assert!(backtrace.as_deref().is_some_and(|b| !b.is_empty()));
         }

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 /// The wake-up channel's token; worker tokens are `slot * 4 + kind`.
 pub(crate) const WAKER: Token = Token(usize::MAX);
+/// The deadline timer's token.
+const TIMER: Token = Token(usize::MAX - 1);
 const RESULTS: usize = 0;
 const CALLS: usize = 1;
 const PIDFD: usize = 2;
@@ -121,6 +123,9 @@ pub(crate) struct EventLoop {
     /// A shutdown's deadline: what still runs then is stopped.
     stop_running_at: Option<Instant>,
     broken: Option<String>,
+    /// Fires at the nearest deadline (`None` where timerfd is missing: the
+    /// poll timeout, rounded to milliseconds, does the job then).
+    timer: Option<crate::sys::TimerFd>,
     /// CPUs this process may use: the spin rule's yardstick.
     cpus: usize,
     /// The inbox's commands are swapped into this reused buffer.
@@ -147,18 +152,33 @@ impl EventLoop {
             broken: None,
             commands: VecDeque::new(),
             cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            timer: None,
         }
     }
 
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(256);
+        self.timer = crate::sys::TimerFd::new().ok().filter(|timer| {
+            let fd = timer.as_raw_fd();
+            self.poll
+                .registry()
+                .register(&mut SourceFd(&fd), TIMER, Interest::READABLE)
+                .is_ok()
+        });
         loop {
             let next = self.timers.peek().map(|Reverse(t)| t.at);
             let next = match (next, self.stop_running_at) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            let timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
+            let mut timeout = next.map(|at| at.saturating_duration_since(Instant::now()));
+            if let (Some(timer), Some(after)) = (&self.timer, timeout) {
+                if !after.is_zero() && timer.set(Some(after)).is_ok() {
+                    // The timer wakes the poll on time; the poll's own
+                    // timeout is only a backstop, a millisecond late.
+                    timeout = Some(after + Duration::from_millis(1));
+                }
+            }
             if let Err(e) = self.wait_for_events(&mut events, timeout) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("procpool: the manager's poll failed: {e}");
@@ -169,6 +189,12 @@ impl EventLoop {
             for event in events.iter() {
                 let Token(t) = event.token();
                 if event.token() == WAKER {
+                    continue;
+                }
+                if event.token() == TIMER {
+                    if let Some(timer) = &self.timer {
+                        timer.drain();
+                    }
                     continue;
                 }
                 let slot = t / 4;
@@ -474,13 +500,19 @@ impl EventLoop {
                 if let Err(e) = hello.check() {
                     return self.breach(slot, &e.to_string());
                 }
-                if w.phase != Phase::Starting {
+                if w.said_hello {
                     return self.breach(slot, "it sent a second Hello");
                 }
-                w.phase = Phase::Ready;
-                log::debug!("procpool: worker {} is ready", w.pid);
+                w.said_hello = true;
+                // A worker told to retire before it said hello (a shutdown
+                // right after its start) stays retiring.
+                let starting = w.phase == Phase::Starting;
+                if starting {
+                    w.phase = Phase::Ready;
+                    log::debug!("procpool: worker {} is ready", w.pid);
+                    self.idle.push(slot);
+                }
                 self.start_failures = 0;
-                self.idle.push(slot);
             }
             FromWorker::Done(done) => {
                 if w.in_flight.front().is_none_or(|j| j.id != done.id) {
@@ -860,6 +892,18 @@ impl EventLoop {
         };
         if let Some(mut results) = w.results.take() {
             let _ = registry.deregister(&mut results);
+            if w.pidfd.is_none() {
+                // Without a pidfd the result pipe's EOF was the only sign of
+                // the worker's exit: watch for it with the reap timer now.
+                let (serial, at) = (w.serial, Instant::now() + REAP_RETRY);
+                self.timers.push(Reverse(Timer {
+                    at,
+                    slot,
+                    serial,
+                    job: 0,
+                    kind: TimerKind::ReapRetry,
+                }));
+            }
         }
     }
 
@@ -1020,6 +1064,13 @@ impl EventLoop {
         }
         if let Some(cause) = break_cause {
             self.break_pool(cause);
+        } else if self.broken.is_none() && !self.shutting_down {
+            // Replace it now, not when the next job needs it: the spawn then
+            // overlaps with whatever the caller does about the ended job.
+            if let Err(e) = self.spawn() {
+                log::error!("procpool: {e}");
+                self.break_pool(e.to_string());
+            }
         }
     }
 

@@ -74,6 +74,8 @@ pub(crate) struct Worker {
     pub(crate) known_load: Duration,
     pub(crate) unknown_load: usize,
     pub(crate) served: u64,
+    /// Its `Hello` has arrived (only one may).
+    pub(crate) said_hello: bool,
     /// Set when the worker must die (protocol breach, stopped task): the
     /// error its job fails with, if the job is not stopped for another reason.
     pub(crate) failure: Option<Error>,
@@ -222,6 +224,7 @@ impl Worker {
             known_load: Duration::ZERO,
             unknown_load: 0,
             served: 0,
+            said_hello: false,
             failure: None,
             killed: false,
             orderly_exit: false,

@@ -65,7 +65,7 @@ pub use pool::{Pool, SubmitOptions};
 pub use procpool_futures::{
     as_completed, wait, AsCompleted, AsCompletedTimeout, ReturnWhen, State, WaitResult,
 };
-pub use procpool_ipc::{ByteBuf, RemoteError, RemoteErrorKind, Task};
+pub use procpool_ipc::{ByteBuf, CodecOp, RemoteError, RemoteErrorKind, Task};
 pub use procpool_manager::{Error, ExitInfo, FailurePolicy, Stats};
 pub use procpool_worker::{serve, serve_if_worker, stop_requested, DuplicateTask, Registry};
 

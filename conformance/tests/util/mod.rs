@@ -44,7 +44,10 @@ pub(crate) fn assert_gone_within(pids: &[u32], limit: Duration) {
 pub(crate) fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) {
     let end = Instant::now() + limit;
     while !condition() {
-        assert!(Instant::now() < end, "timed out after {limit:?} waiting for {what}");
+        assert!(
+            Instant::now() < end,
+            "timed out after {limit:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -56,10 +59,7 @@ impl TempDir {
     pub(crate) fn new(tag: &str) -> Self {
         static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "procpool-{tag}-{}-{n}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("procpool-{tag}-{}-{n}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         Self(dir)
     }
@@ -77,3 +77,86 @@ impl Drop for TempDir {
 
 /// A generous bound for things that should take milliseconds.
 pub(crate) const SOON: Duration = Duration::from_secs(10);
+
+/// The bound past which a wait counts as a hang (the failure matrix: "a hang
+/// is a failure").
+pub(crate) const HANG: Duration = Duration::from_secs(60);
+
+/// Runs `f` on its own thread and returns its value; panics if it has not
+/// returned within `limit` (a hang), or if it panicked.
+pub(crate) fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(value) => value,
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what} did not return within {limit:?}: a hang")
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
+    }
+}
+
+/// Waits up to `limit` for a task to write its pid to `path`, and reads it.
+pub(crate) fn read_pid(path: &str, limit: Duration) -> u32 {
+    let mut pid = None;
+    wait_until(limit, "the pid file", || {
+        pid = std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        pid.is_some()
+    });
+    pid.expect("read above")
+}
+
+/// SIGKILLs process `pid` from the test, as `kill -9` would.
+pub(crate) fn kill_9(pid: u32) {
+    let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
+    // SAFETY: kill(2) takes any pid and signal; the pid is a worker this test
+    // saw alive and that the pool has not reaped (it only reaps after exit).
+    let rc = unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert_eq!(rc, 0, "kill -9 {pid}: {}", std::io::Error::last_os_error());
+}
+
+/// Which half of a codec error this is, by name (`EncodeArgs`, ...).
+///
+/// `procpool` does not re-export `procpool_ipc::CodecOp`, so a user of the
+/// facade can only match it by its `Debug` name.
+pub(crate) fn codec_op(error: &procpool::Error) -> Option<String> {
+    match error {
+        procpool::Error::Codec { op, .. } => Some(format!("{op:?}")),
+        _ => None,
+    }
+}
+
+/// A tag for a pool's workers (an environment variable), so that a test can
+/// find them with [`tagged_processes`] even if it never learned their pids.
+pub(crate) fn tagged(builder: PoolBuilder, tag: &str) -> PoolBuilder {
+    builder.worker_env(TAG_VAR, tag_value(tag))
+}
+
+const TAG_VAR: &str = "PROCPOOL_CONFORMANCE_TAG";
+
+fn tag_value(tag: &str) -> String {
+    format!("{tag}-{}", std::process::id())
+}
+
+/// The live processes whose environment carries the tag of [`tagged`].
+pub(crate) fn tagged_processes(tag: &str) -> Vec<u32> {
+    let needle = format!("{TAG_VAR}={}", tag_value(tag));
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
+        })
+        .collect()
+}

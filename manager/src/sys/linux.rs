@@ -98,3 +98,77 @@ pub(crate) fn grow_pipe(fd: &impl AsRawFd, bytes: usize) {
         libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes);
     }
 }
+
+/// A timerfd: an fd that turns readable when its deadline passes, so the
+/// poll wakes at the deadline to the microsecond rather than at the next
+/// whole millisecond (what an epoll timeout can express).
+#[derive(Debug)]
+pub(crate) struct TimerFd(OwnedFd);
+
+impl TimerFd {
+    pub(crate) fn new() -> io::Result<Self> {
+        // SAFETY: timerfd_create takes a clock id and flags and returns a new
+        // fd or -1; it touches no memory of ours.
+        let fd = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: the kernel just returned this fd and nothing else owns it.
+        Ok(Self(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Arms the timer to fire once after `after` (disarms it for `None`).
+    pub(crate) fn set(&self, after: Option<std::time::Duration>) -> io::Result<()> {
+        let value = match after {
+            // A zero it_value disarms: fire after a nanosecond instead.
+            Some(d) => libc::timespec {
+                tv_sec: libc::time_t::try_from(d.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_nsec: libc::c_long::from(d.subsec_nanos().max(u32::from(d.is_zero()))),
+            },
+            None => libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+        };
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: value,
+        };
+        // SAFETY: timerfd_settime reads the itimerspec we pass, which lives on
+        // this stack frame, and writes nothing (old value pointer is null).
+        let ret =
+            unsafe { libc::timerfd_settime(self.0.as_raw_fd(), 0, &spec, std::ptr::null_mut()) };
+        if ret < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Clears a fired timer's readiness.
+    pub(crate) fn drain(&self) {
+        let mut expirations = [0u8; 8];
+        // SAFETY: read writes at most 8 bytes into the 8-byte buffer; a
+        // non-blocking timerfd that has not fired returns EAGAIN, ignored.
+        unsafe {
+            libc::read(
+                self.0.as_raw_fd(),
+                expirations.as_mut_ptr().cast::<libc::c_void>(),
+                expirations.len(),
+            );
+        }
+    }
+}
+
+impl AsRawFd for TimerFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0.as_raw_fd()
+    }
+}

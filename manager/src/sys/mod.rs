@@ -9,9 +9,10 @@
 //!   where the kernel has none (the caller then watches for EOF on the
 //!   worker's result pipe, CPython's way);
 //! - [`signal_group`]: a signal to every process of a worker's group;
-//! - [`grow_pipe`]: a larger pipe buffer, best effort.
+//! - [`grow_pipe`]: a larger pipe buffer, best effort;
+//! - [`TimerFd`]: a deadline the poll can wait on to the microsecond.
 
 #[path = "linux.rs"]
 mod imp;
 
-pub(crate) use imp::{grow_pipe, signal_group, Pidfd};
+pub(crate) use imp::{grow_pipe, signal_group, Pidfd, TimerFd};
