@@ -67,6 +67,7 @@ fn serve_loop(c: &mut Criterion) {
     encode_value(&(0..CALLS).collect::<Vec<u64>>(), &mut payload).expect("encodable");
     batch
         .push(&ToWorker::Call(Call {
+            spin_us: 0,
             id: 1,
             task: NOOP.name(),
             kind: CallKind::Batch,

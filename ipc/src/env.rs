@@ -10,7 +10,7 @@
 pub const WORKER: &str = "PROCPOOL_WORKER";
 /// The value of [`WORKER`]: the protocol version, in case a worker binary of
 /// another version is started by mistake.
-pub const WORKER_MODE: &str = "v1";
+pub const WORKER_MODE: &str = "v2";
 /// The parent's pid, in decimal: a worker whose parent is already someone
 /// else exits at once.
 pub const PARENT_PID: &str = "PROCPOOL_PARENT_PID";
@@ -19,9 +19,6 @@ pub const PARENT_PID: &str = "PROCPOOL_PARENT_PID";
 pub const MAX_TASKS: &str = "PROCPOOL_MAX_TASKS";
 /// The frame limit both sides use, in bytes.
 pub const MAX_FRAME_LEN: &str = "PROCPOOL_MAX_FRAME_LEN";
-/// How long, in microseconds, a worker that has answered spins for its
-/// next call before it blocks; absent or 0 means block at once.
-pub const SPIN_US: &str = "PROCPOOL_SPIN_US";
 /// The initializer's task name; absent means no initializer.
 pub const INITIALIZER: &str = "PROCPOOL_INITIALIZER";
 /// The initializer's encoded arguments, in lowercase hex.

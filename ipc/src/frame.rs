@@ -18,9 +18,12 @@ pub const DEFAULT_MAX_FRAME_LEN: usize = 64 << 20;
 /// arrive in one system call.
 const MIN_READ: usize = 64 << 10;
 
-/// Past this size an emptied buffer is given back, so that one huge frame
-/// does not pin its memory for the life of the channel.
+/// Past this size an emptied buffer is given back once [`SHRINK_AFTER`]
+/// frames in a row were small, so that one huge frame does not pin its
+/// memory for the life of the channel, while a stream of big frames keeps
+/// its buffer (a fresh one costs a page fault per 4 KiB, and zeroing).
 const SHRINK_ABOVE: usize = 4 << 20;
+const SHRINK_AFTER: u32 = 64;
 
 /// What one [`Decoder::read_from`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +52,8 @@ pub struct Decoder {
     start: usize,
     end: usize,
     max_frame_len: usize,
+    /// Frames in a row that used under a sixteenth of a big buffer.
+    small_frames: u32,
 }
 
 impl Default for Decoder {
@@ -71,6 +76,7 @@ impl Decoder {
             start: 0,
             end: 0,
             max_frame_len: max_frame_len.min(u32::MAX as usize),
+            small_frames: 0,
         }
     }
 
@@ -144,8 +150,9 @@ impl Decoder {
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
-            if self.buf.len() > SHRINK_ABOVE && additional < SHRINK_ABOVE {
+            if self.buf.len() > SHRINK_ABOVE && self.small_frames >= SHRINK_AFTER {
                 self.buf = Vec::new();
+                self.small_frames = 0;
             }
         }
         if self.buf.len() - self.end >= additional {
@@ -190,6 +197,11 @@ impl Decoder {
             return Ok(None);
         }
         let len = self.peek_len().expect("frame_ready saw a whole header");
+        if len < self.buf.len() / 16 {
+            self.small_frames = self.small_frames.saturating_add(1);
+        } else {
+            self.small_frames = 0;
+        }
         let from = self.start + HEADER_LEN;
         self.start = from + len;
         Ok(Some(&self.buf[from..from + len]))

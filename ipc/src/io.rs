@@ -96,6 +96,18 @@ impl<W: Write> FrameWriter<W> {
         self.writer.flush()
     }
 
+    /// Writes an already encoded frame (a sealed
+    /// [`DoneFrame`](crate::DoneFrame) or [`CallFrame`](crate::CallFrame)),
+    /// after anything queued before, without copying it.
+    ///
+    /// # Errors
+    /// What the writer returned.
+    pub fn write_frame(&mut self, frame: &[u8]) -> io::Result<()> {
+        self.flush()?;
+        self.writer.write_all(frame)?;
+        self.writer.flush()
+    }
+
     /// Queues `message` and writes it (with anything queued before).
     ///
     /// # Errors

@@ -56,12 +56,14 @@ mod codec;
 pub mod env;
 mod error;
 mod frame;
+mod inplace;
 mod io;
 mod message;
 pub mod serde_bytes;
 
 pub use codec::{decode_value, encode_value, ByteBuf, Task};
 pub use error::{CodecError, CodecOp, DecodeError, EncodeError, ReadError};
+pub use inplace::{CallFrame, DoneFrame};
 pub use frame::{Decoder, FrameBuf, ReadStatus, DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
 pub use io::{FrameReader, FrameWriter};
 pub use message::{

@@ -13,7 +13,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"procpool");
 
 /// The protocol version this crate speaks. A worker sends it in its `Hello`;
 /// the parent refuses a worker that speaks another.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// A message from the parent to a worker.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -56,6 +56,11 @@ pub struct Call<'a> {
     pub task: &'a str,
     /// One call, or a batch.
     pub kind: CallKind,
+    /// How long the worker should spin for its next call after answering
+    /// this one, in microseconds (0: block at once). The parent knows
+    /// whether another call is likely to follow within microseconds; the
+    /// worker does not.
+    pub spin_us: u32,
     /// The encoded arguments.
     #[serde(with = "crate::serde_bytes")]
     pub payload: &'a [u8],
@@ -68,6 +73,7 @@ impl<'a> Call<'a> {
             id,
             task,
             kind: CallKind::Single,
+            spin_us: 0,
             payload,
         }
     }
@@ -79,6 +85,7 @@ impl fmt::Debug for Call<'_> {
             .field("id", &self.id)
             .field("task", &self.task)
             .field("kind", &self.kind)
+            .field("spin_us", &self.spin_us)
             .field("payload_len", &self.payload.len())
             .finish()
     }

@@ -73,6 +73,7 @@ fn exit_reason(r: u8, m: &str) -> ExitReason {
 fn push(out: &mut FrameBuf, m: &Owned) {
     match m {
         Owned::Call(id, t, batch, p) => out.push(&ToWorker::Call(Call {
+            spin_us: 0,
             id: *id,
             task: t,
             kind: if *batch {
@@ -251,4 +252,58 @@ fn frame_buf_resumes_after_a_short_write() {
     }
     assert!(out.is_empty());
     assert_eq!(pipe.0, expected);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn call_frames_built_in_place_equal_pushed_ones(
+        id in any::<u64>(),
+        task in ".{0,80}",
+        batch in any::<bool>(),
+        spin_us in any::<u32>(),
+        payload in prop::collection::vec(any::<u8>(), 0..600),
+    ) {
+        let kind = if batch { CallKind::Batch } else { CallKind::Single };
+        let mut frame = procpool_ipc::CallFrame::new(&task);
+        frame.payload_buf().extend_from_slice(&payload);
+        frame.seal(id, &task, kind, spin_us, 1 << 20).unwrap();
+        let mut pushed = FrameBuf::new();
+        pushed.push(&ToWorker::Call(Call { id, task: &task, kind, spin_us, payload: &payload })).unwrap();
+        prop_assert_eq!(frame.bytes(), pushed.pending());
+        // Sealing again (a re-dispatch) gives the new fields.
+        frame.seal(id.wrapping_add(1), &task, kind, 0, 1 << 20).unwrap();
+        let mut again = FrameBuf::new();
+        again.push(&ToWorker::Call(Call { id: id.wrapping_add(1), task: &task, kind, spin_us: 0, payload: &payload })).unwrap();
+        prop_assert_eq!(frame.bytes(), again.pending());
+    }
+
+    #[test]
+    fn done_frames_built_in_place_equal_pushed_ones(
+        id in any::<u64>(),
+        output in prop::collection::vec(any::<u8>(), 0..70_000),
+    ) {
+        let mut frame = procpool_ipc::DoneFrame::new();
+        frame.output_buf().extend_from_slice(&output);
+        frame.seal(id, 1 << 20).unwrap();
+        let mut pushed = FrameBuf::new();
+        pushed.push(&FromWorker::Done(procpool_ipc_done(id, &output))).unwrap();
+        prop_assert_eq!(frame.bytes(), pushed.pending());
+        frame.clear();
+        prop_assert!(frame.output().is_empty());
+    }
+}
+
+#[test]
+fn in_place_frames_refuse_what_exceeds_the_limit() {
+    let mut frame = procpool_ipc::CallFrame::new("t");
+    frame.payload_buf().extend_from_slice(&[0; 100]);
+    assert!(matches!(
+        frame.seal(1, "t", CallKind::Single, 0, 50),
+        Err(procpool_ipc::EncodeError::TooLong { .. })
+    ));
+    let mut done = procpool_ipc::DoneFrame::new();
+    done.output_buf().extend_from_slice(&[0; 100]);
+    assert!(done.seal(1, 50).is_err());
 }

@@ -9,7 +9,7 @@ use crate::worker::{InFlight, Phase, StopReason, Worker};
 use crate::{Error, ExitInfo};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
-use procpool_ipc::{Call, ExitReason, FromWorker, Outcome, ReadStatus, ToWorker};
+use procpool_ipc::{ExitReason, FromWorker, Outcome, ReadStatus};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
@@ -126,6 +126,11 @@ pub(crate) struct EventLoop {
     /// Fires at the nearest deadline (`None` where timerfd is missing: the
     /// poll timeout, rounded to milliseconds, does the job then).
     timer: Option<crate::sys::TimerFd>,
+    /// When the pool last went quiet (no job in flight or queued), and how
+    /// long it then stayed quiet before the next submit: the spin rule's
+    /// measure of how dense the calls are.
+    quiet_since: Option<Instant>,
+    quiet_gap: Duration,
     /// CPUs this process may use: the spin rule's yardstick.
     cpus: usize,
     /// The inbox's commands are swapped into this reused buffer.
@@ -153,6 +158,8 @@ impl EventLoop {
             commands: VecDeque::new(),
             cpus: std::thread::available_parallelism().map_or(1, usize::from),
             timer: None,
+            quiet_since: None,
+            quiet_gap: Duration::MAX,
         }
     }
 
@@ -219,6 +226,19 @@ impl EventLoop {
         self.publish_stats();
     }
 
+    /// Whether calls come close enough together that spinning for the next
+    /// one pays: the last gap between the pool going quiet and the next
+    /// submit was within the spin budget, and a CPU is free.
+    fn calls_are_dense(&self) -> bool {
+        !self.config.spin.is_zero()
+            && self.quiet_gap <= self.config.spin
+            && self.in_flight_total() < self.cpus
+    }
+
+    fn in_flight_total(&self) -> usize {
+        self.slots.iter().flatten().map(|w| w.in_flight.len()).sum()
+    }
+
     /// Polls for events: first spinning for up to the spin budget (a zero
     /// timeout poll and a `sched_yield` per round), then blocking until the
     /// next deadline. A pool in use answers a submit or a result within
@@ -229,10 +249,21 @@ impl EventLoop {
         timeout: Option<Duration>,
     ) -> io::Result<()> {
         let spin = self.config.spin;
-        // Spinning pays only while CPUs are free: with a job in flight per
-        // CPU, a spinning manager takes time from the workers.
-        let in_flight: usize = self.slots.iter().flatten().map(|w| w.in_flight.len()).sum();
-        if !spin.is_zero() && timeout != Some(Duration::ZERO) && in_flight < self.cpus {
+        // Spinning pays only while CPUs are free (with a job in flight per
+        // CPU a spinning manager takes time from the workers) and an event is
+        // due soon: a short job's result, or the next of a run of dense
+        // submits. Sparse calls sleep at once, as if spinning were off.
+        let in_flight = self.in_flight_total();
+        let due_soon = if in_flight == 0 {
+            self.quiet_gap <= spin
+        } else {
+            self.slots
+                .iter()
+                .flatten()
+                .filter_map(|w| w.in_flight.front())
+                .any(|job| job.cost.is_some_and(|c| c <= spin))
+        };
+        if !spin.is_zero() && timeout != Some(Duration::ZERO) && in_flight < self.cpus && due_soon {
             let end = Instant::now() + timeout.map_or(spin, |t| t.min(spin));
             loop {
                 self.poll.poll(events, Some(Duration::ZERO))?;
@@ -266,10 +297,15 @@ impl EventLoop {
                         };
                         self.fail(job.completion, error);
                     }
-                    None => self.pending.push_back(Queued {
-                        job,
-                        started: false,
-                    }),
+                    None => {
+                        if let Some(since) = self.quiet_since.take() {
+                            self.quiet_gap = since.elapsed();
+                        }
+                        self.pending.push_back(Queued {
+                            job,
+                            started: false,
+                        });
+                    }
                 },
                 Command::Abort(id) => self.abort(id),
                 Command::Shutdown {
@@ -672,7 +708,7 @@ impl EventLoop {
                 id: job.id,
                 task: job.task,
                 kind: job.kind,
-                payload: job.payload,
+                frame: job.frame,
                 completion,
                 time_limit: job.time_limit,
                 grace: Some(job.grace),
@@ -747,16 +783,16 @@ impl EventLoop {
             let grace = job.grace.unwrap_or(self.config.grace);
             let time_limit = job.time_limit.or(self.config.time_limit);
             let cost = self.expected_short(job.task);
+            let spin_us = if self.calls_are_dense() {
+                u32::try_from(self.config.spin.as_micros()).unwrap_or(u32::MAX)
+            } else {
+                0
+            };
             let Some(w) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
                 continue;
             };
-            let call = Call {
-                id: job.id,
-                task: job.task,
-                kind: job.kind,
-                payload: &job.payload,
-            };
-            if let Err(e) = w.out.push(&ToWorker::Call(call)) {
+            let max_frame_len = self.config.max_frame_len;
+            if let Err(e) = job.frame.seal(job.id, job.task, job.kind, spin_us, max_frame_len) {
                 let error = Error::Codec {
                     task: job.task.to_owned(),
                     op: procpool_ipc::CodecOp::EncodeArgs,
@@ -771,7 +807,7 @@ impl EventLoop {
                 id: job.id,
                 task: job.task,
                 kind: job.kind,
-                payload: std::mem::take(&mut job.payload),
+                frame: job.frame,
                 completion: Some(job.completion),
                 grace,
                 time_limit,
@@ -825,40 +861,55 @@ impl EventLoop {
         }
     }
 
+    /// Writes the call frames of `slot` not yet written, many per `writev`,
+    /// straight from the jobs' own buffers.
     fn flush_calls(&mut self, slot: usize) {
         let registry = self.poll.registry();
         let Some(w) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        let Some(calls) = w.calls.as_mut() else {
-            w.out.clear();
+        // Out of the worker for the loop, so its frames can be borrowed.
+        let Some(mut calls) = w.calls.take() else {
             return;
         };
-        let mut writer: &mio::unix::pipe::Sender = calls;
-        match w.out.write_to(&mut writer) {
-            Ok(true) => {
-                if w.calls_registered {
-                    let _ = registry.deregister(calls);
-                    w.calls_registered = false;
+        loop {
+            let written = {
+                let pending = w.unwritten_slices();
+                if pending.is_empty() {
+                    if w.calls_registered {
+                        let _ = registry.deregister(&mut calls);
+                        w.calls_registered = false;
+                    }
+                    break;
                 }
-            }
-            Ok(false) => {
-                if !w.calls_registered {
-                    match registry.register(calls, token(slot, CALLS), Interest::WRITABLE) {
-                        Ok(()) => w.calls_registered = true,
-                        Err(e) => {
-                            log::error!("procpool: cannot watch worker {}'s call pipe: {e}", w.pid)
+                let mut writer: &mio::unix::pipe::Sender = &calls;
+                io::Write::write_vectored(&mut writer, &pending)
+            };
+            match written {
+                Ok(0) => break,
+                Ok(n) => w.advance_written(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !w.calls_registered {
+                        match registry.register(&mut calls, token(slot, CALLS), Interest::WRITABLE) {
+                            Ok(()) => w.calls_registered = true,
+                            Err(e) => {
+                                log::error!("procpool: cannot watch worker {}'s call pipe: {e}", w.pid)
+                            }
                         }
                     }
+                    break;
+                }
+                Err(e) => {
+                    // EPIPE and friends: the worker is gone or going; its
+                    // pidfd (or result pipe's EOF) will say so.
+                    log::debug!("procpool: writing to worker {}: {e}", w.pid);
+                    w.mark_all_written();
+                    break;
                 }
             }
-            Err(e) => {
-                // EPIPE and friends: the worker is gone or going; its pidfd
-                // (or result pipe's EOF) will say so.
-                log::debug!("procpool: writing to worker {}: {e}", w.pid);
-                w.out.clear();
-            }
         }
+        w.calls = Some(calls);
     }
 
     /// Closes the call pipe: the worker reads EOF and exits 0.
@@ -873,7 +924,7 @@ impl EventLoop {
                 w.calls_registered = false;
             }
             w.orderly_exit = true;
-            w.out.clear();
+            w.mark_all_written();
             let (serial, at) = (w.serial, Instant::now() + EXIT_GRACE);
             self.timers.push(Reverse(Timer {
                 at,
@@ -1153,7 +1204,12 @@ impl EventLoop {
         }
     }
 
-    fn publish_stats(&self) {
+    fn publish_stats(&mut self) {
+        if self.quiet_since.is_none() && self.pending.is_empty() && self.in_flight_total() == 0 {
+            self.quiet_since = Some(Instant::now());
+        }
+        let dense = self.calls_are_dense();
+        self.shared.spin_ok.store(dense, Ordering::Relaxed);
         let stats = &self.shared.stats;
         let alive = self.slots.iter().flatten().count();
         let running = self.slots.iter().flatten().map(|w| w.in_flight.len()).sum();

@@ -46,6 +46,9 @@ pub(crate) struct Shared {
     /// submits costs one wake-up.
     pub(crate) wake_pending: AtomicBool,
     pub(crate) next_id: AtomicU64,
+    /// Whether a caller waiting on a new job should spin (the manager's
+    /// reading of how dense the calls are).
+    pub(crate) spin_ok: AtomicBool,
     pub(crate) stats: Counters,
 }
 
@@ -165,6 +168,7 @@ impl Manager {
             waker,
             wake_pending: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
+            spin_ok: AtomicBool::new(false),
             stats: Counters::default(),
         });
         let max_workers = config.max_workers.max(1);
@@ -239,7 +243,7 @@ impl Manager {
     pub fn spin(&self) -> std::time::Duration {
         let c = &self.shared.stats;
         let busy = c.running.load(Ordering::Relaxed) + c.queued.load(Ordering::Relaxed);
-        if busy < self.cpus {
+        if busy < self.cpus && self.shared.spin_ok.load(Ordering::Relaxed) {
             self.spin
         } else {
             std::time::Duration::ZERO

@@ -31,8 +31,9 @@ pub struct Job {
     pub task: &'static str,
     /// One call or a `map` chunk.
     pub kind: CallKind,
-    /// The encoded arguments.
-    pub payload: Vec<u8>,
+    /// The encoded arguments, in the frame that will carry them (the
+    /// manager seals it with the call's fields when it sends it).
+    pub frame: procpool_ipc::CallFrame,
     /// How to complete the caller's future.
     pub completion: Box<dyn Completion>,
     /// Stop the task this long after it starts (overrides the pool's).
@@ -47,7 +48,7 @@ impl fmt::Debug for Job {
             .field("id", &self.id)
             .field("task", &self.task)
             .field("kind", &self.kind)
-            .field("payload_len", &self.payload.len())
+            .field("payload_len", &self.frame.payload().len())
             .field("time_limit", &self.time_limit)
             .field("grace", &self.grace)
             .finish()

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::job::Completion;
 use crate::sys::{self, Pidfd};
 use crate::Error;
-use procpool_ipc::{env, Decoder, FrameBuf};
+use procpool_ipc::{env, CallFrame, Decoder};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -40,9 +40,10 @@ pub(crate) struct InFlight {
     pub(crate) id: u64,
     pub(crate) task: &'static str,
     pub(crate) kind: procpool_ipc::CallKind,
-    /// Kept until the job ends, so a job that never started can be sent to
-    /// another worker if this one dies.
-    pub(crate) payload: Vec<u8>,
+    /// The call frame, written straight from here; kept until the job ends,
+    /// so a job that never started can be sent to another worker if this
+    /// one dies.
+    pub(crate) frame: CallFrame,
     /// `None` once the future has been completed early (a job cancelled
     /// while it waited in the window): its `Done` is then discarded.
     pub(crate) completion: Option<Box<dyn Completion>>,
@@ -64,7 +65,10 @@ pub(crate) struct Worker {
     pub(crate) calls_registered: bool,
     pub(crate) results: Option<mio::unix::pipe::Receiver>,
     pub(crate) decoder: Decoder,
-    pub(crate) out: FrameBuf,
+    /// How many of `in_flight`'s frames are fully written, and how many bytes
+    /// of the next one.
+    pub(crate) written: usize,
+    pub(crate) partial: usize,
     pub(crate) phase: Phase,
     /// Jobs sent, in order: the front one runs (since `head_started`).
     pub(crate) in_flight: std::collections::VecDeque<InFlight>,
@@ -99,15 +103,58 @@ impl Worker {
     pub(crate) fn pop_job(&mut self) -> Option<InFlight> {
         let job = self.in_flight.pop_front()?;
         self.forget_load(&job);
+        if self.written > 0 {
+            self.written -= 1;
+        } else {
+            self.partial = 0;
+        }
         Some(job)
     }
 
-    /// Takes every job but the running one off the window.
+    /// The unwritten parts of the call frames, in order (at most 64 slices,
+    /// what one `writev` takes comfortably).
+    pub(crate) fn unwritten_slices(&self) -> Vec<std::io::IoSlice<'_>> {
+        let mut slices = Vec::new();
+        for (i, job) in self.in_flight.iter().enumerate().skip(self.written).take(64) {
+            let bytes = job.frame.bytes();
+            let from = if i == self.written { self.partial } else { 0 };
+            slices.push(std::io::IoSlice::new(&bytes[from.min(bytes.len())..]));
+        }
+        slices
+    }
+
+    /// Records that `n` more bytes of the call frames were written.
+    pub(crate) fn advance_written(&mut self, mut n: usize) {
+        while n > 0 && self.written < self.in_flight.len() {
+            let left = self.in_flight[self.written].frame.bytes().len() - self.partial;
+            if n >= left {
+                n -= left;
+                self.written += 1;
+                self.partial = 0;
+            } else {
+                self.partial += n;
+                n = 0;
+            }
+        }
+    }
+
+    /// Gives up writing: the worker will read no more.
+    pub(crate) fn mark_all_written(&mut self) {
+        self.written = self.in_flight.len();
+        self.partial = 0;
+    }
+
+    /// Takes every job but the running one off the window. Only for a
+    /// worker that will read no further calls (it is exiting or dying): a
+    /// frame it was in the middle of receiving is abandoned.
     pub(crate) fn drain_waiting(&mut self) -> Vec<InFlight> {
         let from = self.in_flight.len().min(1);
         let waiting: Vec<InFlight> = self.in_flight.drain(from..).collect();
         for job in &waiting {
             self.forget_load(job);
+        }
+        if self.written > self.in_flight.len() || (self.written == self.in_flight.len() && self.partial > 0) {
+            self.mark_all_written();
         }
         waiting
     }
@@ -165,7 +212,6 @@ impl Worker {
             .env(env::WORKER, env::WORKER_MODE)
             .env(env::PARENT_PID, std::process::id().to_string())
             .env(env::MAX_FRAME_LEN, config.max_frame_len.to_string())
-            .env(env::SPIN_US, config.spin.as_micros().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -217,7 +263,8 @@ impl Worker {
             calls_registered: false,
             results: Some(results),
             decoder: Decoder::with_max_frame_len(config.max_frame_len),
-            out: FrameBuf::with_max_frame_len(config.max_frame_len),
+            written: 0,
+            partial: 0,
             phase: Phase::Starting,
             in_flight: std::collections::VecDeque::new(),
             head_started: std::time::Instant::now(),

@@ -149,8 +149,8 @@ where
     }
 
     fn submit_chunk(&mut self, chunk: &[A]) -> Result<(), Error> {
-        let mut payload = Vec::new();
-        procpool_ipc::encode_value(chunk, &mut payload).map_err(|message| Error::Codec {
+        let mut frame = procpool_ipc::CallFrame::new(self.task.name());
+        procpool_ipc::encode_value(chunk, frame.payload_buf()).map_err(|message| Error::Codec {
             task: self.task.name().to_owned(),
             op: procpool_ipc::CodecOp::EncodeArgs,
             message: format!(
@@ -169,7 +169,7 @@ where
             id,
             task: self.task.name(),
             kind: CallKind::Batch,
-            payload,
+            frame,
             completion: Box::new(Chunk { completer }),
             time_limit: None,
             grace: None,

@@ -122,8 +122,8 @@ impl Pool {
         A: Serialize + 'static,
         O: DeserializeOwned + Send + 'static,
     {
-        let mut payload = Vec::new();
-        task.encode_args(args.borrow(), &mut payload)?;
+        let mut frame = procpool_ipc::CallFrame::new(task.name());
+        task.encode_args(args.borrow(), frame.payload_buf())?;
         let completer = Completer::new();
         let future = completer.future();
         let id = self.manager.next_job_id();
@@ -134,7 +134,7 @@ impl Pool {
             id,
             task: task.name(),
             kind: CallKind::Single,
-            payload,
+            frame,
             completion: Box::new(Single { task, completer }),
             time_limit: options.time_limit,
             grace: options.grace,

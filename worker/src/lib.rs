@@ -119,9 +119,6 @@ fn setup_and_serve(registry: &Registry) -> Result<Ending, String> {
         return Ok(Ending::ChannelClosed);
     }
     sys::install_signal_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    let calls = sys::SpinningReader {
-        file: calls,
-        spin: config.spin,
-    };
+    let calls = sys::SpinningReader { file: calls };
     Ok(serve_channel(registry, &config, calls, results))
 }

@@ -20,8 +20,6 @@ pub struct Config {
     pub initializer: Option<(String, Vec<u8>)>,
     /// The frame limit for both directions.
     pub max_frame_len: usize,
-    /// How long to spin for the next call after answering one (0: block).
-    pub spin: std::time::Duration,
 }
 
 impl Default for Config {
@@ -31,7 +29,6 @@ impl Default for Config {
             max_tasks: None,
             initializer: None,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
-            spin: std::time::Duration::ZERO,
         }
     }
 }
@@ -94,7 +91,6 @@ impl Config {
             max_tasks: number::<u64>(env::MAX_TASKS)?.filter(|&n| n > 0),
             initializer,
             max_frame_len: number(env::MAX_FRAME_LEN)?.unwrap_or(DEFAULT_MAX_FRAME_LEN),
-            spin: std::time::Duration::from_micros(number(env::SPIN_US)?.unwrap_or(0)),
         })
     }
 }
@@ -176,7 +172,7 @@ pub fn serve_channel<R: Read, W: Write>(
         }
     }
     let mut decoder = Decoder::with_max_frame_len(config.max_frame_len);
-    let mut output = Vec::new();
+    let mut done = procpool_ipc::DoneFrame::new();
     let mut served: u64 = 0;
     loop {
         match decoder.frame_ready() {
@@ -209,15 +205,29 @@ pub fn serve_channel<R: Read, W: Write>(
             }
             Err(e) => return Ending::Protocol(e.to_string()),
         };
-        output.clear();
-        let result = registry.call(call.task, call.kind, call.payload, &mut output);
+        done.clear();
+        crate::sys::NEXT_SPIN_US.store(call.spin_us, Ordering::Relaxed);
+        let result = registry.call(call.task, call.kind, call.payload, done.output_buf());
         // A stop request belongs to the call it interrupted.
         crate::sys::STOP_REQUESTED.store(false, Ordering::Relaxed);
-        let outcome = match &result {
-            Ok(()) => Outcome::Output(&output),
-            Err(e) => Outcome::Error(e.clone()),
+        // An output is sent from the buffer it was encoded into; an error, or
+        // an output too large for a frame, as a queued message.
+        let failure = match result {
+            Ok(()) => done
+                .seal(call.id, config.max_frame_len)
+                .err()
+                .map(|e| unsendable(call.task, call.kind, e)),
+            Err(e) => Some(e),
         };
-        if let Err(e) = queue_done(&mut out, call.id, call.task, call.kind, outcome) {
+        if let Some(error) = failure {
+            let message = FromWorker::Done(Done {
+                id: call.id,
+                outcome: Outcome::Error(error),
+            });
+            if let Err(e) = out.queue(&message) {
+                return Ending::Io(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+        } else if let Err(e) = out.write_frame(done.bytes()) {
             return Ending::Io(e);
         }
         served += 1;
@@ -240,37 +250,21 @@ pub fn serve_channel<R: Read, W: Write>(
     }
 }
 
-/// Queues a `Done`; an output too large for a frame goes back as an
-/// `OutputEncode` error instead, so the parent hears why.
-fn queue_done<W: Write>(
-    out: &mut FrameWriter<W>,
-    id: u64,
-    task: &str,
-    kind: CallKind,
-    outcome: Outcome<'_>,
-) -> io::Result<()> {
-    match out.queue(&FromWorker::Done(Done { id, outcome })) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let what = match kind {
-                CallKind::Single => "output",
-                CallKind::Batch => "batch of outputs",
-            };
-            let reason = match e {
-                EncodeError::TooLong { len, limit } => {
-                    format!("{len} bytes, over the frame limit of {limit} bytes")
-                }
-                other => other.to_string(),
-            };
-            let error = RemoteError::new(
-                RemoteErrorKind::OutputEncode,
-                format!("task `{task}`: cannot send the {what}: {reason}"),
-            );
-            out.queue(&FromWorker::Done(Done {
-                id,
-                outcome: Outcome::Error(error),
-            }))
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+/// The error sent instead of an output that cannot go in a frame (too long
+/// for the limit), so the parent hears why.
+fn unsendable(task: &str, kind: CallKind, e: EncodeError) -> RemoteError {
+    let what = match kind {
+        CallKind::Single => "output",
+        CallKind::Batch => "batch of outputs",
+    };
+    let reason = match e {
+        EncodeError::TooLong { len, limit } => {
+            format!("{len} bytes, over the frame limit of {limit} bytes")
         }
-    }
+        other => other.to_string(),
+    };
+    RemoteError::new(
+        RemoteErrorKind::OutputEncode,
+        format!("task `{task}`: cannot send the {what}: {reason}"),
+    )
 }

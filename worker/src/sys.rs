@@ -6,6 +6,11 @@ use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// The spin budget the parent gave with the call being served, in
+/// microseconds: how long [`SpinningReader`] waits for the next call
+/// before it blocks.
+pub(crate) static NEXT_SPIN_US: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
 /// Set by the SIGTERM handler; read by [`crate::stop_requested`].
 pub(crate) static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
@@ -92,13 +97,12 @@ pub(crate) fn install_signal_handlers() -> io::Result<()> {
 }
 
 /// A reader over the call channel that, before each blocking `read`, spins
-/// for up to `spin` waiting for bytes: `poll` with a zero timeout and a
+/// for up to the budget of the last call ([`NEXT_SPIN_US`]) waiting for bytes: `poll` with a zero timeout and a
 /// `sched_yield` per round. A call that follows its predecessor within the
 /// budget is then picked up without the cost of a sleep and a cross-CPU
 /// wake-up; yielding keeps the spin from taking the CPU the parent needs.
 pub(crate) struct SpinningReader {
     pub(crate) file: File,
-    pub(crate) spin: std::time::Duration,
 }
 
 impl SpinningReader {
@@ -117,8 +121,9 @@ impl SpinningReader {
 
 impl io::Read for SpinningReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !self.spin.is_zero() {
-            let end = std::time::Instant::now() + self.spin;
+        let spin_us = NEXT_SPIN_US.swap(0, Ordering::Relaxed);
+        if spin_us > 0 {
+            let end = std::time::Instant::now() + std::time::Duration::from_micros(u64::from(spin_us));
             while !self.readable_now() && std::time::Instant::now() < end {
                 std::thread::yield_now();
             }

@@ -118,6 +118,7 @@ impl Calls {
     fn raw(mut self, id: u64, task: &str, kind: CallKind, payload: &[u8]) -> Self {
         self.0
             .push(&ToWorker::Call(Call {
+                spin_us: 0,
                 id,
                 task,
                 kind,

@@ -517,6 +517,14 @@ fn merge(a: &mut Map<String, Value>, b: Value) {
 
 fn make_pool(grace: Option<Duration>) -> R<Pool> {
     let mut b = Pool::builder().max_workers(WORKERS);
+    // PROCPOOL_BENCH_SPIN_US overrides the spin budget (0 = always block), to
+    // compare a scenario with spinning off.
+    if let Some(us) = std::env::var("PROCPOOL_BENCH_SPIN_US")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        b = b.spin(Duration::from_micros(us));
+    }
     if let Some(g) = grace {
         b = b.grace(g);
     }

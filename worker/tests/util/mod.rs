@@ -266,6 +266,7 @@ impl Worker {
         let id = self.next_id;
         self.next_id += 1;
         self.queue(&ToWorker::Call(Call {
+            spin_us: 0,
             id,
             task,
             kind,
