@@ -97,7 +97,13 @@ impl CallFrame {
         let payload_len = self.buf.len().saturating_sub(self.headroom);
         // ToWorker::Call is variant 0; then Call's fields in order.
         let fields = (0u32, id, task, kind, spin_us, payload_len as u64);
-        self.start = seal(&mut self.buf, self.headroom, &fields, payload_len, max_frame_len)?;
+        self.start = seal(
+            &mut self.buf,
+            self.headroom,
+            &fields,
+            payload_len,
+            max_frame_len,
+        )?;
         Ok(())
     }
 
@@ -118,21 +124,22 @@ fn seal<F: Serialize>(
 ) -> Result<usize, EncodeError> {
     let mut prefix = [0u8; 64 + HEADER_LEN];
     let mut fields_buf = Vec::new();
-    let encoded: &[u8] = match bincode::serde::encode_into_slice(fields, &mut prefix[HEADER_LEN..], CONFIG) {
-        Ok(n) => &prefix[HEADER_LEN..HEADER_LEN + n],
-        Err(_) => {
-            // A long task name: take the slow road.
-            bincode::serde::encode_into_writer(
-                fields,
-                crate::codec::VecWriter(&mut fields_buf),
-                CONFIG,
-            )
-            .map_err(|e| EncodeError::Unencodable {
-                reason: e.to_string(),
-            })?;
-            &fields_buf
-        }
-    };
+    let encoded: &[u8] =
+        match bincode::serde::encode_into_slice(fields, &mut prefix[HEADER_LEN..], CONFIG) {
+            Ok(n) => &prefix[HEADER_LEN..HEADER_LEN + n],
+            Err(_) => {
+                // A long task name: take the slow road.
+                bincode::serde::encode_into_writer(
+                    fields,
+                    crate::codec::VecWriter(&mut fields_buf),
+                    CONFIG,
+                )
+                .map_err(|e| EncodeError::Unencodable {
+                    reason: e.to_string(),
+                })?;
+                &fields_buf
+            }
+        };
     let frame_len = encoded.len() + payload_len;
     if frame_len > max_frame_len.min(u32::MAX as usize) {
         return Err(EncodeError::TooLong {
@@ -143,7 +150,9 @@ fn seal<F: Serialize>(
     let need = HEADER_LEN + encoded.len();
     if need > headroom {
         return Err(EncodeError::Unencodable {
-            reason: format!("the frame's fields need {need} bytes before the payload, it has {headroom}"),
+            reason: format!(
+                "the frame's fields need {need} bytes before the payload, it has {headroom}"
+            ),
         });
     }
     let start = headroom - need;
@@ -212,7 +221,13 @@ impl DoneFrame {
         let output_len = self.buf.len() - DONE_HEADROOM;
         // FromWorker::Done is variant 1, Outcome::Output variant 0.
         let fields = (1u32, id, 0u32, output_len as u64);
-        self.start = seal(&mut self.buf, DONE_HEADROOM, &fields, output_len, max_frame_len)?;
+        self.start = seal(
+            &mut self.buf,
+            DONE_HEADROOM,
+            &fields,
+            output_len,
+            max_frame_len,
+        )?;
         Ok(())
     }
 

@@ -63,8 +63,8 @@ pub mod serde_bytes;
 
 pub use codec::{decode_value, encode_value, ByteBuf, Task};
 pub use error::{CodecError, CodecOp, DecodeError, EncodeError, ReadError};
-pub use inplace::{CallFrame, DoneFrame};
 pub use frame::{Decoder, FrameBuf, ReadStatus, DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
+pub use inplace::{CallFrame, DoneFrame};
 pub use io::{FrameReader, FrameWriter};
 pub use message::{
     Call, CallKind, Done, ExitReason, FromWorker, Hello, Outcome, RemoteError, RemoteErrorKind,

@@ -413,6 +413,7 @@ impl EventLoop {
         if grace.is_zero() {
             w.phase = Phase::Retiring;
             w.signal(libc::SIGKILL);
+            self.replace_now(slot);
         } else {
             w.signal(libc::SIGTERM);
             self.timers.push(Reverse(Timer {
@@ -460,6 +461,7 @@ impl EventLoop {
                 TimerKind::GraceOver if job_matches => {
                     w.phase = Phase::Retiring;
                     w.signal(libc::SIGKILL);
+                    self.replace_now(timer.slot);
                 }
                 TimerKind::ReapRetry => self.try_reap(timer.slot),
                 TimerKind::ExitOverdue => {
@@ -749,6 +751,33 @@ impl EventLoop {
         w.signal(libc::SIGKILL);
         self.idle.retain(|&s| s != slot);
         self.close_results(slot);
+        self.replace_now(slot);
+    }
+
+    /// Starts the replacement of the worker in `slot`, just sent SIGKILL,
+    /// without waiting for its death to be confirmed: the new worker's start
+    /// (the slow part: exec and the program's own start-up) overlaps with the
+    /// kernel tearing the old one down. The killed worker no longer counts
+    /// towards `max_workers`: it will never run anything again.
+    fn replace_now(&mut self, slot: usize) {
+        if self.broken.is_some() || self.shutting_down {
+            return;
+        }
+        let Some(w) = self.worker(slot) else { return };
+        if w.replaced || w.phase == Phase::Starting {
+            return;
+        }
+        w.replaced = true;
+        if let Err(e) = self.spawn() {
+            log::error!("procpool: {e}");
+            self.break_pool(e.to_string());
+        }
+    }
+
+    /// Worker processes that count towards `max_workers`: all but those
+    /// already killed and replaced.
+    fn workers_counted(&self) -> usize {
+        self.slots.iter().flatten().filter(|w| !w.replaced).count()
     }
 
     // -------------------------------------------------------------- calls
@@ -792,7 +821,10 @@ impl EventLoop {
                 continue;
             };
             let max_frame_len = self.config.max_frame_len;
-            if let Err(e) = job.frame.seal(job.id, job.task, job.kind, spin_us, max_frame_len) {
+            if let Err(e) = job
+                .frame
+                .seal(job.id, job.task, job.kind, spin_us, max_frame_len)
+            {
                 let error = Error::Codec {
                     task: job.task.to_owned(),
                     op: procpool_ipc::CodecOp::EncodeArgs,
@@ -891,10 +923,14 @@ impl EventLoop {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if !w.calls_registered {
-                        match registry.register(&mut calls, token(slot, CALLS), Interest::WRITABLE) {
+                        match registry.register(&mut calls, token(slot, CALLS), Interest::WRITABLE)
+                        {
                             Ok(()) => w.calls_registered = true,
                             Err(e) => {
-                                log::error!("procpool: cannot watch worker {}'s call pipe: {e}", w.pid)
+                                log::error!(
+                                    "procpool: cannot watch worker {}'s call pipe: {e}",
+                                    w.pid
+                                )
                             }
                         }
                     }
@@ -964,7 +1000,7 @@ impl EventLoop {
         if self.broken.is_some() || self.pending.is_empty() {
             return;
         }
-        let alive = self.slots.iter().flatten().count();
+        let alive = self.workers_counted();
         let starting = self
             .slots
             .iter()
@@ -1115,7 +1151,7 @@ impl EventLoop {
         }
         if let Some(cause) = break_cause {
             self.break_pool(cause);
-        } else if self.broken.is_none() && !self.shutting_down {
+        } else if self.broken.is_none() && !self.shutting_down && !w.replaced {
             // Replace it now, not when the next job needs it: the spawn then
             // overlaps with whatever the caller does about the ended job.
             if let Err(e) = self.spawn() {
@@ -1211,7 +1247,7 @@ impl EventLoop {
         let dense = self.calls_are_dense();
         self.shared.spin_ok.store(dense, Ordering::Relaxed);
         let stats = &self.shared.stats;
-        let alive = self.slots.iter().flatten().count();
+        let alive = self.workers_counted();
         let running = self.slots.iter().flatten().map(|w| w.in_flight.len()).sum();
         stats.workers_alive.store(alive, Ordering::Relaxed);
         stats.workers_idle.store(self.idle.len(), Ordering::Relaxed);

@@ -108,7 +108,8 @@ pub(crate) struct Counters {
 /// A snapshot of a pool's state and history.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Stats {
-    /// Worker processes alive (starting ones included).
+    /// Worker processes alive (starting ones included; one already killed
+    /// and replaced, whose exit is not yet confirmed, is not counted).
     pub workers_alive: usize,
     /// Workers waiting for a task.
     pub workers_idle: usize,

@@ -85,6 +85,9 @@ pub(crate) struct Worker {
     pub(crate) failure: Option<Error>,
     /// Whether its process group was sent SIGKILL.
     pub(crate) killed: bool,
+    /// A replacement was started when it was killed: it no longer counts
+    /// towards `max_workers`, and its reaping starts no other.
+    pub(crate) replaced: bool,
     /// The worker said `Exiting` or was told to: its end is expected.
     pub(crate) orderly_exit: bool,
 }
@@ -115,7 +118,13 @@ impl Worker {
     /// what one `writev` takes comfortably).
     pub(crate) fn unwritten_slices(&self) -> Vec<std::io::IoSlice<'_>> {
         let mut slices = Vec::new();
-        for (i, job) in self.in_flight.iter().enumerate().skip(self.written).take(64) {
+        for (i, job) in self
+            .in_flight
+            .iter()
+            .enumerate()
+            .skip(self.written)
+            .take(64)
+        {
             let bytes = job.frame.bytes();
             let from = if i == self.written { self.partial } else { 0 };
             slices.push(std::io::IoSlice::new(&bytes[from.min(bytes.len())..]));
@@ -153,7 +162,9 @@ impl Worker {
         for job in &waiting {
             self.forget_load(job);
         }
-        if self.written > self.in_flight.len() || (self.written == self.in_flight.len() && self.partial > 0) {
+        if self.written > self.in_flight.len()
+            || (self.written == self.in_flight.len() && self.partial > 0)
+        {
             self.mark_all_written();
         }
         waiting
@@ -274,6 +285,7 @@ impl Worker {
             said_hello: false,
             failure: None,
             killed: false,
+            replaced: false,
             orderly_exit: false,
         })
     }

@@ -123,7 +123,8 @@ impl io::Read for SpinningReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let spin_us = NEXT_SPIN_US.swap(0, Ordering::Relaxed);
         if spin_us > 0 {
-            let end = std::time::Instant::now() + std::time::Duration::from_micros(u64::from(spin_us));
+            let end =
+                std::time::Instant::now() + std::time::Duration::from_micros(u64::from(spin_us));
             while !self.readable_now() && std::time::Instant::now() < end {
                 std::thread::yield_now();
             }
