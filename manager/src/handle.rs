@@ -251,6 +251,11 @@ impl Manager {
         }
     }
 
+    /// The pool's spin budget, unconditionally (see [`Config::spin`]).
+    pub fn spin_budget(&self) -> std::time::Duration {
+        self.spin
+    }
+
     /// The most workers the pool runs at once.
     pub fn max_workers(&self) -> usize {
         self.max_workers

@@ -105,6 +105,27 @@ where
         guarded(self.task.name(), || Ok((self.run)(args)))
     }
 
+    /// Runs every element of a batch, as many as possible under one panic
+    /// guard: a panic ends the guard at its own element, which gets the
+    /// error, and a new guard takes the rest.
+    fn run_batch(&self, inputs: Vec<A>) -> Vec<Result<O, RemoteError>> {
+        let mut results = Vec::with_capacity(inputs.len());
+        let mut inputs = inputs.into_iter();
+        while inputs.len() > 0 {
+            let ran = guarded(self.task.name(), || {
+                for args in inputs.by_ref() {
+                    results.push(Ok((self.run)(args)));
+                }
+                Ok(())
+            });
+            if let Err(e) = ran {
+                // The element that panicked was taken from `inputs` already.
+                results.push(Err(e));
+            }
+        }
+        results
+    }
+
     fn encode(&self, output: &O, out: &mut Vec<u8>) -> Result<(), RemoteError> {
         self.task
             .encode_output(output, out)
@@ -135,15 +156,21 @@ where
                         ),
                     )
                 })?;
-                // An encoded Vec<Result<O, RemoteError>>, built element by
-                // element so that one element's failure stays its own.
-                let len = inputs.len() as u64;
+                let results = self.run_batch(inputs);
+                // The whole Vec<Result<O, RemoteError>> in one pass; only when
+                // an output refuses to encode, element by element, so that
+                // its failure stays its own.
+                let mark = out.len();
+                if encode_value(&results, out).is_ok() {
+                    return Ok(());
+                }
+                out.truncate(mark);
+                let len = results.len() as u64;
                 encode_value(&len, out)
                     .map_err(|r| RemoteError::new(RemoteErrorKind::OutputEncode, r))?;
-                for args in inputs {
-                    let result = self.run_one(args);
+                for result in &results {
                     let mark = out.len();
-                    let encoded = match &result {
+                    let encoded = match result {
                         Ok(output) => encode_value(&Ok::<&O, RemoteError>(output), out),
                         Err(e) => encode_value(&Err::<&O, &RemoteError>(e), out),
                     };
