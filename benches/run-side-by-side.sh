@@ -14,7 +14,7 @@
 #    docs/BENCHMARKS.md (between the BEGIN/END GENERATED markers).
 #
 # Environment (defaults):
-#   CARGO_TARGET_DIR=/work/target-bench   limits/ and rust-peers/ build there too
+#   CARGO_TARGET_DIR=<repo>/target        limits/ and rust-peers/ build there too
 #   SHARED_BENCH=<repo>/../shared/bench   the harness
 #   SCRATCH=/tmp/procpool-side-by-side    where the harness copy runs
 #   RESULTS=/tmp/bench-results            run_all.sh's output folders
@@ -25,7 +25,7 @@
 set -euo pipefail
 REPEAT="${1:-1}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/work/target-bench}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 SHARED_BENCH="${SHARED_BENCH:-$ROOT/../shared/bench}"
 SCRATCH="${SCRATCH:-/tmp/procpool-side-by-side}"
 export RESULTS="${RESULTS:-/tmp/bench-results}"

@@ -131,6 +131,10 @@ pub(crate) struct EventLoop {
     /// measure of how dense the calls are.
     quiet_since: Option<Instant>,
     quiet_gap: Duration,
+    /// Starts workers off this thread; `spawning` counts its requests not yet
+    /// answered.
+    spawner: crate::spawner::Spawner,
+    spawning: usize,
     /// CPUs this process may use: the spin rule's yardstick.
     cpus: usize,
     /// The inbox's commands are swapped into this reused buffer.
@@ -138,7 +142,12 @@ pub(crate) struct EventLoop {
 }
 
 impl EventLoop {
-    pub(crate) fn new(poll: Poll, shared: Arc<Shared>, mut config: Config) -> Self {
+    pub(crate) fn new(
+        poll: Poll,
+        shared: Arc<Shared>,
+        mut config: Config,
+        spawner: crate::spawner::Spawner,
+    ) -> Self {
         config.max_workers = config.max_workers.max(1);
         Self {
             poll,
@@ -158,6 +167,8 @@ impl EventLoop {
             commands: VecDeque::new(),
             cpus: std::thread::available_parallelism().map_or(1, usize::from),
             timer: None,
+            spawner,
+            spawning: 0,
             quiet_since: None,
             quiet_gap: Duration::MAX,
         }
@@ -212,6 +223,7 @@ impl EventLoop {
                     _ => {}
                 }
             }
+            self.take_spawned();
             self.drain_inbox();
             self.fire_timers();
             self.dispatch();
@@ -777,7 +789,7 @@ impl EventLoop {
     /// Worker processes that count towards `max_workers`: all but those
     /// already killed and replaced.
     fn workers_counted(&self) -> usize {
-        self.slots.iter().flatten().filter(|w| !w.replaced).count()
+        self.spawning + self.slots.iter().flatten().filter(|w| !w.replaced).count()
     }
 
     // -------------------------------------------------------------- calls
@@ -1001,12 +1013,13 @@ impl EventLoop {
             return;
         }
         let alive = self.workers_counted();
-        let starting = self
-            .slots
-            .iter()
-            .flatten()
-            .filter(|w| w.phase == Phase::Starting)
-            .count();
+        let starting = self.spawning
+            + self
+                .slots
+                .iter()
+                .flatten()
+                .filter(|w| w.phase == Phase::Starting)
+                .count();
         let wanted = self
             .pending
             .len()
@@ -1021,9 +1034,39 @@ impl EventLoop {
         }
     }
 
+    /// Starts a worker: here when no job is in flight (nothing waits on this
+    /// thread, and a hop to the spawner would only add a wake-up), else on
+    /// the spawner thread so that the other workers' results are not held up
+    /// for the millisecond a start takes. Both threads live as long as the
+    /// pool, as the workers' parent-death signal needs.
     fn spawn(&mut self) -> Result<(), Error> {
         self.next_serial += 1;
-        let mut w = Worker::spawn(&self.config, self.next_serial)?;
+        if self.in_flight_total() == 0 {
+            let w = Worker::spawn(&self.config, self.next_serial)?;
+            return self.install(w);
+        }
+        self.spawner.request(self.next_serial)?;
+        self.spawning += 1;
+        Ok(())
+    }
+
+    /// Takes in the workers the spawner has started.
+    fn take_spawned(&mut self) {
+        let started = std::mem::take(&mut *self.shared.spawned.lock());
+        for result in started {
+            self.spawning = self.spawning.saturating_sub(1);
+            match result.and_then(|w| self.install(w)) {
+                Ok(()) => {}
+                Err(e) => {
+                    log::error!("procpool: {e}");
+                    self.break_pool(e.to_string());
+                }
+            }
+        }
+    }
+
+    /// Gives a new worker a slot and watches its pipe and pidfd.
+    fn install(&mut self, mut w: Worker) -> Result<(), Error> {
         let slot = match self.slots.iter().position(Option::is_none) {
             Some(slot) => slot,
             None => {
@@ -1219,12 +1262,21 @@ impl EventLoop {
     fn finished(&self) -> bool {
         (self.shutting_down || self.broken.is_some())
             && self.pending.is_empty()
+            && self.spawning == 0
             && self.slots.iter().all(Option::is_none)
     }
 
     /// The loop has ended: nothing should be left, but make sure no process
     /// outlives the manager.
     fn teardown(&mut self) {
+        // After the spawner has stopped, nothing new can arrive.
+        self.spawner.stop();
+        let leftovers = std::mem::take(&mut *self.shared.spawned.lock());
+        for mut w in leftovers.into_iter().flatten() {
+            w.signal(libc::SIGKILL);
+            let _ = w.child.wait();
+        }
+        self.spawning = 0;
         for slot in 0..self.slots.len() {
             if let Some(w) = self.worker(slot) {
                 w.signal(libc::SIGKILL);

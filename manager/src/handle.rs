@@ -50,6 +50,9 @@ pub(crate) struct Shared {
     /// reading of how dense the calls are).
     pub(crate) spin_ok: AtomicBool,
     pub(crate) stats: Counters,
+    /// Workers the spawner thread has started (or failed to), for the
+    /// manager to take in.
+    pub(crate) spawned: Mutex<Vec<Result<crate::worker::Worker, Error>>>,
 }
 
 impl Shared {
@@ -79,7 +82,7 @@ impl Shared {
         Ok(())
     }
 
-    fn wake(&self) {
+    pub(crate) fn wake(&self) {
         if !self.wake_pending.swap(true, Ordering::AcqRel) {
             if let Err(e) = self.waker.wake() {
                 // An eventfd write fails only if the counter would overflow,
@@ -171,10 +174,12 @@ impl Manager {
             next_id: AtomicU64::new(1),
             spin_ok: AtomicBool::new(false),
             stats: Counters::default(),
+            spawned: Mutex::new(Vec::new()),
         });
         let max_workers = config.max_workers.max(1);
         let spin = config.spin;
-        let event_loop = EventLoop::new(poll, Arc::clone(&shared), config);
+        let spawner = crate::spawner::Spawner::start(config.clone(), Arc::clone(&shared))?;
+        let event_loop = EventLoop::new(poll, Arc::clone(&shared), config, spawner);
         let thread = std::thread::Builder::new()
             .name("procpool-manager".into())
             .spawn(move || event_loop.run())?;

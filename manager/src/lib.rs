@@ -34,6 +34,7 @@ mod error;
 mod event_loop;
 mod handle;
 mod job;
+mod spawner;
 #[allow(unsafe_code)] // the OS calls, each with its SAFETY note
 mod sys;
 mod worker;

@@ -208,8 +208,9 @@ impl Worker {
     /// Starts a worker process: call pipe on its stdin, result pipe on its
     /// stdout, its own process group, the settings in its environment.
     ///
-    /// Must run on the manager thread: the worker's parent-death signal fires
-    /// when the thread that spawned it exits.
+    /// Runs on the spawner thread, which lives as long as the manager: the
+    /// worker's parent-death signal fires when the thread that spawned it
+    /// exits.
     pub(crate) fn spawn(config: &Config, serial: u64) -> Result<Self, Error> {
         let program = match &config.program {
             Some(p) => p.clone(),

@@ -1,0 +1,63 @@
+//! The spawner thread: starts worker processes off the manager thread.
+//!
+//! Starting a process blocks its caller until the child has exec'd (std
+//! waits, to report a failed exec), a millisecond or more for a large
+//! program; on the manager thread that would hold up every other worker's
+//! results. The spawner does it instead and hands each new worker back
+//! through the manager's wake-up channel. It lives as long as the manager:
+//! a worker's parent-death signal fires when the *thread* that spawned it
+//! exits (`PR_SET_PDEATHSIG`, prctl(2)).
+
+use crate::config::Config;
+use crate::handle::Shared;
+use crate::worker::Worker;
+use crate::Error;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// A request to start a worker with this serial number.
+pub(crate) struct SpawnRequest(pub(crate) u64);
+
+pub(crate) struct Spawner {
+    requests: Option<mpsc::Sender<SpawnRequest>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Spawner {
+    pub(crate) fn start(config: Config, shared: Arc<Shared>) -> std::io::Result<Self> {
+        let (requests, inbox) = mpsc::channel::<SpawnRequest>();
+        let thread = std::thread::Builder::new()
+            .name("procpool-spawn".into())
+            .spawn(move || {
+                for SpawnRequest(serial) in inbox {
+                    let started = Worker::spawn(&config, serial);
+                    shared.spawned.lock().push(started);
+                    shared.wake();
+                }
+            })?;
+        Ok(Self {
+            requests: Some(requests),
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks for a worker; it arrives in `Shared::spawned`.
+    ///
+    /// # Errors
+    /// When the spawner thread is gone.
+    pub(crate) fn request(&self, serial: u64) -> Result<(), Error> {
+        self.requests
+            .as_ref()
+            .and_then(|r| r.send(SpawnRequest(serial)).ok())
+            .ok_or_else(|| Error::Spawn("the spawner thread has stopped".into()))
+    }
+
+    /// Stops the thread once the requests already made are served.
+    pub(crate) fn stop(&mut self) {
+        self.requests = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
