@@ -780,9 +780,31 @@ impl EventLoop {
             return;
         }
         w.replaced = true;
-        if let Err(e) = self.spawn() {
-            log::error!("procpool: {e}");
-            self.break_pool(e.to_string());
+        self.spawn_or_break();
+    }
+
+    /// Looks again, soon, whether the worker in `slot` has exited: without a
+    /// pidfd nothing else will say so.
+    fn reap_later(&mut self, slot: usize, serial: u64) {
+        self.timers.push(Reverse(Timer {
+            at: Instant::now() + REAP_RETRY,
+            slot,
+            serial,
+            job: 0,
+            kind: TimerKind::ReapRetry,
+        }));
+    }
+
+    /// [`spawn`](Self::spawn), breaking the pool when it fails: a worker that
+    /// cannot be started now will not start later either.
+    fn spawn_or_break(&mut self) -> bool {
+        match self.spawn() {
+            Ok(()) => true,
+            Err(e) => {
+                log::error!("procpool: {e}");
+                self.break_pool(e.to_string());
+                false
+            }
         }
     }
 
@@ -994,14 +1016,8 @@ impl EventLoop {
             if w.pidfd.is_none() {
                 // Without a pidfd the result pipe's EOF was the only sign of
                 // the worker's exit: watch for it with the reap timer now.
-                let (serial, at) = (w.serial, Instant::now() + REAP_RETRY);
-                self.timers.push(Reverse(Timer {
-                    at,
-                    slot,
-                    serial,
-                    job: 0,
-                    kind: TimerKind::ReapRetry,
-                }));
+                let serial = w.serial;
+                self.reap_later(slot, serial);
             }
         }
     }
@@ -1026,9 +1042,7 @@ impl EventLoop {
             .saturating_sub(self.idle.len() + starting);
         let room = self.config.max_workers.saturating_sub(alive);
         for _ in 0..wanted.min(room) {
-            if let Err(e) = self.spawn() {
-                log::error!("procpool: {e}");
-                self.break_pool(e.to_string());
+            if !self.spawn_or_break() {
                 return;
             }
         }
@@ -1119,14 +1133,8 @@ impl EventLoop {
             Ok(Some(status)) => ExitInfo::from_status(status),
             Ok(None) => {
                 if w.pidfd.is_none() {
-                    let (serial, at) = (w.serial, Instant::now() + REAP_RETRY);
-                    self.timers.push(Reverse(Timer {
-                        at,
-                        slot,
-                        serial,
-                        job: 0,
-                        kind: TimerKind::ReapRetry,
-                    }));
+                    let serial = w.serial;
+                    self.reap_later(slot, serial);
                 }
                 return;
             }
@@ -1197,10 +1205,7 @@ impl EventLoop {
         } else if self.broken.is_none() && !self.shutting_down && !w.replaced {
             // Replace it now, not when the next job needs it: the spawn then
             // overlaps with whatever the caller does about the ended job.
-            if let Err(e) = self.spawn() {
-                log::error!("procpool: {e}");
-                self.break_pool(e.to_string());
-            }
+            self.spawn_or_break();
         }
     }
 

@@ -3,7 +3,7 @@
 
 use crate::completion::Chunk;
 use crate::{Error, Pool};
-use procpool_futures::{Completer, Future};
+use procpool_futures::Future;
 use procpool_ipc::{CallKind, RemoteError, Task};
 use procpool_manager::Job;
 use serde::de::DeserializeOwned;
@@ -159,15 +159,10 @@ where
                 std::any::type_name::<A>()
             ),
         })?;
-        let manager = self.pool.manager();
-        let completer = Completer::new();
-        let future = completer.future();
-        let id = manager.next_job_id();
-        let aborter = manager.aborter();
-        completer.set_abort_hook(move || aborter.abort(id));
         // The consumer takes chunks as fast as the workers make them: a
         // short yielding spin saves a sleep and a wake-up per chunk.
-        completer.set_spin_hint(manager.spin_budget());
+        let (completer, id) = self.pool.completer(self.pool.manager().spin_budget());
+        let future = completer.future();
         self.pool.submit_job(Job {
             id,
             task: self.task.name(),

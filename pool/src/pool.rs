@@ -124,12 +124,8 @@ impl Pool {
     {
         let mut frame = procpool_ipc::CallFrame::new(task.name());
         task.encode_args(args.borrow(), frame.payload_buf())?;
-        let completer = Completer::new();
+        let (completer, id) = self.completer(self.manager.spin());
         let future = completer.future();
-        let id = self.manager.next_job_id();
-        let aborter = self.manager.aborter();
-        completer.set_abort_hook(move || aborter.abort(id));
-        completer.set_spin_hint(self.manager.spin());
         let job = Job {
             id,
             task: task.name(),
@@ -141,6 +137,17 @@ impl Pool {
         };
         self.manager.submit(job)?;
         Ok(future)
+    }
+
+    /// The completing side of a new job's future, with its id, the abort
+    /// hook that stops the job, and how long a reader may spin for it.
+    pub(crate) fn completer<T>(&self, spin: Duration) -> (Completer<T, Error>, u64) {
+        let completer = Completer::new();
+        let id = self.manager.next_job_id();
+        let aborter = self.manager.aborter();
+        completer.set_abort_hook(move || aborter.abort(id));
+        completer.set_spin_hint(spin);
+        (completer, id)
     }
 
     pub(crate) fn submit_job(&self, job: Job) -> Result<(), Error> {
