@@ -89,6 +89,21 @@ pub fn decode_value<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, Str
     Ok(value)
 }
 
+/// The most elements one batch call (a `map` chunk) may carry. Elements of a
+/// zero-sized type cost no bytes, so the payload's size cannot bound them;
+/// this does, before anything is decoded or allocated per element.
+pub const MAX_BATCH: usize = 1 << 20;
+
+/// The element count a batch payload announces (its leading length), read
+/// without decoding the elements.
+///
+/// # Errors
+/// When the payload does not start with a length.
+pub fn batch_len(payload: &[u8]) -> Result<u64, String> {
+    let (len, _): (u64, usize) = borrow_decode(payload).map_err(|e| e.to_string())?;
+    Ok(len)
+}
+
 /// A typed task handle: a name plus the types of its arguments and output.
 ///
 /// The parent and the worker share one `const` of this type, so a call with

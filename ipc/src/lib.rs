@@ -61,7 +61,7 @@ mod io;
 mod message;
 pub mod serde_bytes;
 
-pub use codec::{decode_value, encode_value, ByteBuf, Task};
+pub use codec::{batch_len, decode_value, encode_value, ByteBuf, Task, MAX_BATCH};
 pub use error::{CodecError, CodecOp, DecodeError, EncodeError, ReadError};
 pub use frame::{Decoder, FrameBuf, ReadStatus, DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
 pub use inplace::{CallFrame, DoneFrame};

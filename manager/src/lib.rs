@@ -12,16 +12,23 @@
 //!  caller threads                 manager thread (EventLoop, mio)               worker processes
 //!  --------------                 -------------------------------               ----------------
 //!  Manager::submit(Job) --inbox--> drain_inbox: pending (FIFO)
-//!    (wake via mio::Waker)         dispatch: idle worker (LIFO) ---Call frame---> stdin of worker N
-//!                                     Completion::set_running        (its own call pipe)
-//!                                  read_results <------------------Done frame---- stdout of worker N
-//!                                     Completion::finish(bytes | Error)
+//!    (wake via mio::Waker)         dispatch: idle worker (LIFO), else the window ---Call frames--->
+//!                                    of a busy one (known-short jobs only);        stdin of worker N
+//!                                    Completion::set_running; CallFrame sealed,    (its own pipe,
+//!                                    written by writev from the job's buffer)       many per write)
+//!                                  read_results <--------------------------------Done frames----
+//!                                     Completion::finish(bytes | Error)            stdout of worker N
 //!  future.result() <-------------  (the facade's Completion completes the future)
-//!  Manager::abort(id) --inbox-->   stop_running: SIGTERM to the group, SIGKILL after grace
-//!                                  timers (BinaryHeap): time limits, grace ends -> poll timeout
-//!                                  pidfd readable: drain results, reap (waitid), settle the job,
-//!                                     replace the worker on demand
+//!  Manager::abort(id) --inbox-->   stop_head: SIGTERM to the group, SIGKILL after grace
+//!                                  timers (BinaryHeap + timerfd): time limits, grace ends
+//!                                  pidfd readable: drain results, reap, settle the job,
+//!                                     requeue its window, replace the worker
+//!                                  spawner thread: starts workers while jobs are in flight
 //! ```
+//!
+//! Waiting: each role (manager, worker, caller) spins for a short budget,
+//! yielding the CPU, before it sleeps, but only while calls are dense and a
+//! CPU is free; sparse calls sleep at once (`Config::spin`).
 //!
 //! Every worker has its own pair of pipes, so a worker that dies can only
 //! lose its own frames, and the manager always knows which process runs which

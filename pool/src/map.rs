@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MapOptions {
-    /// Inputs per call. Default 1.
+    /// Inputs per call, 1 to [`MAX_BATCH`](procpool_ipc::MAX_BATCH). Default 1.
     pub chunksize: usize,
     /// Chunks submitted ahead of the consumer (CPython 3.14's `buffersize`).
     /// Default: four per worker, at least 8.
@@ -109,6 +109,13 @@ where
             return Err(Error::InvalidArgument(
                 "chunksize must be at least 1".into(),
             ));
+        }
+        if options.chunksize > procpool_ipc::MAX_BATCH {
+            return Err(Error::InvalidArgument(format!(
+                "chunksize {} is over the limit of {} inputs per call",
+                options.chunksize,
+                procpool_ipc::MAX_BATCH
+            )));
         }
         if options.buffersize == Some(0) {
             return Err(Error::InvalidArgument(

@@ -146,6 +146,17 @@ where
                 self.encode(&output, out)
             }
             CallKind::Batch => {
+                let count = procpool_ipc::batch_len(payload).unwrap_or(0);
+                if count > procpool_ipc::MAX_BATCH as u64 {
+                    return Err(RemoteError::new(
+                        RemoteErrorKind::ArgsDecode,
+                        format!(
+                            "task `{}`: a batch of {count} elements is over the limit of {}",
+                            self.task.name(),
+                            procpool_ipc::MAX_BATCH
+                        ),
+                    ));
+                }
                 let inputs: Vec<A> = procpool_ipc::decode_value(payload).map_err(|reason| {
                     RemoteError::new(
                         RemoteErrorKind::ArgsDecode,
