@@ -34,11 +34,13 @@ use crate::{AsCompletedTimeout, Future};
 /// let (slow, complete_slow) = pair::<&str, Error>();
 /// let (fast, complete_fast) = pair::<&str, Error>();
 /// complete_fast.set_result("fast").unwrap();
+/// let mut done = as_completed([&slow, &fast], None);
+/// // The finished one comes first, whatever the input order...
+/// assert_eq!(done.next().unwrap().unwrap().result(None).unwrap(), "fast");
+/// // ...then the others as they finish (here, from another thread).
 /// std::thread::spawn(move || complete_slow.set_result("slow"));
-/// let outputs: Vec<_> = as_completed([&slow, &fast], None)
-///     .map(|f| f.unwrap().result(None).unwrap())
-///     .collect();
-/// assert_eq!(outputs, ["fast", "slow"]);
+/// assert_eq!(done.next().unwrap().unwrap().result(None).unwrap(), "slow");
+/// assert!(done.next().is_none());
 /// ```
 pub fn as_completed<'a, T, E, I>(fs: I, timeout: Option<Duration>) -> AsCompleted<T, E>
 where
