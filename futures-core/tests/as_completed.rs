@@ -9,25 +9,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use procpool_futures::as_completed;
-use util::{pair, Future, TestError, LONG};
-
-fn finished(v: u32) -> Future {
-    let (f, c) = pair::<u32>();
-    c.set_result(v).unwrap();
-    f
-}
-
-fn failed() -> Future {
-    let (f, c) = pair::<u32>();
-    c.set_error(TestError::Task("boom".into())).unwrap();
-    f
-}
-
-fn cancelled() -> Future {
-    let (f, _c) = pair::<u32>();
-    f.cancel();
-    f
-}
+use util::{cancelled, failed, finished, pair, Future, TestError, LONG};
 
 #[test]
 fn yields_every_future_once_finished_ones_first_then_as_they_finish() {

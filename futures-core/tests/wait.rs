@@ -7,7 +7,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use procpool_futures::{wait, ReturnWhen};
-use util::{pair, Completer, Future, TestError, LONG, SHORT};
+use util::{cancelled, failed, finished, pair, Completer, Future, TestError, LONG, SHORT};
 
 /// Completes `c` with `outcome` from another thread after `after`.
 fn complete_later(
@@ -22,24 +22,6 @@ fn complete_later(
             Err(e) => c.set_error(e).unwrap(),
         }
     })
-}
-
-fn finished(v: u32) -> Future {
-    let (f, c) = pair::<u32>();
-    c.set_result(v).unwrap();
-    f
-}
-
-fn failed() -> Future {
-    let (f, c) = pair::<u32>();
-    c.set_error(TestError::Task("boom".into())).unwrap();
-    f
-}
-
-fn cancelled() -> Future {
-    let (f, _c) = pair::<u32>();
-    f.cancel();
-    f
 }
 
 #[test]

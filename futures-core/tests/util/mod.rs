@@ -48,6 +48,27 @@ pub(crate) fn pair<T>() -> (Future<T>, Completer<T>) {
 
 /// The one bound every "this should not take long" assert uses: generous, as
 /// the machine is a noisy 2-core VM.
+/// A future that finished with `v`.
+pub(crate) fn finished(v: u32) -> Future {
+    let (f, c) = pair::<u32>();
+    c.set_result(v).unwrap();
+    f
+}
+
+/// A future that failed.
+pub(crate) fn failed() -> Future {
+    let (f, c) = pair::<u32>();
+    c.set_error(TestError::Task("boom".into())).unwrap();
+    f
+}
+
+/// A future cancelled while pending.
+pub(crate) fn cancelled() -> Future {
+    let (f, _c) = pair::<u32>();
+    f.cancel();
+    f
+}
+
 pub(crate) const LONG: Duration = Duration::from_secs(10);
 
 /// A short timeout that a test expects to expire.
