@@ -25,3 +25,17 @@ pub fn worker_tasks() -> Registry {
             std::process::id()
         })
 }
+
+/// The median as Python's `statistics.median` takes it (the mean of the two
+/// middle values for an even count), so procpool's numbers and the peers'
+/// are summarised alike. Empty input panics: callers always have samples.
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}

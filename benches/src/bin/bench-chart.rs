@@ -14,6 +14,7 @@
 //! a dashed line. The SVG is written by hand: it needs no font files and no
 //! dependencies.
 
+use procpool_benches::median;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -145,17 +146,6 @@ fn load(path: &Path) -> Vec<Value> {
         .filter(|l| l.starts_with('{'))
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
-}
-
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn fmt_num(x: f64) -> String {

@@ -26,6 +26,7 @@
 //! The binary is its own worker: the pool re-executes it, and the first thing
 //! `main` does is `procpool::serve_if_worker(tasks)`.
 
+use procpool_benches::median;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs;
 use std::io::{Read, Write};
@@ -140,18 +141,6 @@ fn pct(xs: &[f64], q: f64) -> f64 {
     let n = v.len();
     let k = ((q / 100.0 * (n - 1) as f64).round() as usize).min(n - 1);
     v[k]
-}
-
-/// `statistics.median`: the mean of the two middle values for an even count.
-fn median(xs: &[f64]) -> f64 {
-    let mut v = xs.to_vec();
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 fn mean(xs: &[f64]) -> f64 {
