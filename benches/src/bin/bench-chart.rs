@@ -11,13 +11,15 @@
 //! runs. A scenario an executor cannot do ("unsupported", "failed", ...) is
 //! written instead of a bar. Where the machine's physical floor applies
 //! (latency: pipe ping-pong; payload: pipe echo; startup: spawn+exec), it is
-//! a dashed line. The SVG is written by hand: it needs no font files and no
-//! dependencies.
+//! a dashed line. Drawn with `plotters`' SVG backend and its built-in text
+//! metrics, so it needs no font files.
 
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use procpool_benches::median;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -125,11 +127,12 @@ const EXEC_ORDER: &[&str] = &[
     "deadpool",
 ];
 
-const PANEL_W: f64 = 440.0;
-const LABEL_W: f64 = 130.0;
-const BAR_W: f64 = 200.0;
-const ROW_H: f64 = 22.0;
+const PANEL_W: u32 = 440;
+const ROW_H: u32 = 24;
 const COLS: usize = 3;
+const HEAD_H: u32 = 60;
+const MINE: RGBColor = RGBColor(0xd9, 0x48, 0x0f);
+const PEER: RGBColor = RGBColor(0x74, 0xa9, 0xcf);
 
 /// Per (executor, scenario): the numeric values and the other values.
 #[derive(Default)]
@@ -169,12 +172,6 @@ fn fmt_num(x: f64) -> String {
     } else {
         format!("{:.2}", x)
     }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 fn executor_rank(e: &str) -> (usize, String) {
@@ -246,22 +243,6 @@ fn main() {
         }
     }
 
-    let n_exec = execs.len().max(1);
-    let panel_h = 44.0 + n_exec as f64 * ROW_H + 26.0;
-    let rows = PANELS.len().div_ceil(COLS);
-    let head_h = 64.0;
-    let width = PANEL_W * COLS as f64 + 20.0;
-    let height = head_h + panel_h * rows as f64 + 10.0;
-    let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
-         viewBox=\"0 0 {width} {height}\" font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">"
-    );
-    let _ = writeln!(
-        svg,
-        "<rect x=\"0\" y=\"0\" width=\"{width}\" height=\"{height}\" fill=\"white\"/>"
-    );
     let n_runs = runs.values().copied().max().unwrap_or(0);
     let cpu = machine
         .lines()
@@ -271,140 +252,187 @@ fn main() {
     let nproc = machine
         .lines()
         .find_map(|l| l.strip_prefix("nproc:"))
-        .map(|s| s.trim().to_owned())
+        .map(|s| format!(", {} CPUs", s.trim()))
         .unwrap_or_default();
-    let _ = writeln!(
-        svg,
-        "<text x=\"10\" y=\"24\" font-size=\"17\" font-weight=\"bold\">procpool and its peers, pool of 2 workers \
-         (median of {n_runs} run(s))</text>"
-    );
-    let _ = writeln!(
-        svg,
-        "<text x=\"10\" y=\"44\" fill=\"#555\">{}{}; dashed line: the machine's physical floor (shared/bench/limits); \
-         source: {}</text>",
-        esc(&cpu),
-        if nproc.is_empty() {
-            String::new()
-        } else {
-            format!(", {nproc} CPUs")
-        },
-        esc(&dir
-            .file_name()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default())
-    );
-
-    for (i, p) in PANELS.iter().enumerate() {
-        let (sc, title, unit, higher, floor_sc) =
-            (p.scenario, p.title, p.unit, p.higher_is_better, p.floor);
-        let px = 10.0 + (i % COLS) as f64 * PANEL_W;
-        let py = head_h + (i / COLS) as f64 * panel_h;
-        let _ = writeln!(
-            svg,
-            "<rect x=\"{px}\" y=\"{py}\" width=\"{}\" height=\"{}\" fill=\"#fafafa\" stroke=\"#ddd\"/>",
-            PANEL_W - 10.0,
-            panel_h - 8.0
-        );
-        let _ = writeln!(
-            svg,
-            "<text x=\"{}\" y=\"{}\" font-weight=\"bold\">{}</text>",
-            px + 8.0,
-            py + 18.0,
-            esc(title)
-        );
-        let _ = writeln!(
-            svg,
-            "<text x=\"{}\" y=\"{}\" fill=\"#666\" font-size=\"11\">{} - {} is better</text>",
-            px + 8.0,
-            py + 33.0,
-            esc(unit),
-            if higher { "higher" } else { "lower" }
-        );
-        let vals: Vec<(String, Option<f64>, String)> = execs
-            .iter()
-            .map(|e| match cells.get(&(e.clone(), sc.to_string())) {
-                Some(c) if !c.nums.is_empty() => (e.clone(), Some(median(&c.nums)), String::new()),
-                Some(c) => (
-                    e.clone(),
-                    None,
-                    c.words.first().cloned().unwrap_or_default(),
-                ),
-                None => (e.clone(), None, "not measured".into()),
-            })
-            .collect();
-        let floor_v = floor_sc.and_then(|(fs_, k)| floor.get(fs_).map(|v| median(v) * k));
-        let max = vals
-            .iter()
-            .filter_map(|v| v.1)
-            .chain(floor_v)
-            .fold(0.0f64, f64::max)
-            .max(f64::MIN_POSITIVE);
-        let x0 = px + LABEL_W;
-        let y0 = py + 44.0;
-        for (j, (ex, v, word)) in vals.iter().enumerate() {
-            let y = y0 + j as f64 * ROW_H;
-            let mine = ex == "procpool";
-            let _ = writeln!(
-                svg,
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"end\"{}>{}</text>",
-                x0 - 6.0,
-                y + 14.0,
-                if mine { " font-weight=\"bold\"" } else { "" },
-                esc(ex)
-            );
-            match v {
-                Some(v) => {
-                    let w = (v / max * BAR_W).max(1.0);
-                    let _ = writeln!(
-                        svg,
-                        "<rect x=\"{x0}\" y=\"{}\" width=\"{w:.1}\" height=\"{}\" fill=\"{}\"/>",
-                        y + 3.0,
-                        ROW_H - 6.0,
-                        if mine { "#d9480f" } else { "#74a9cf" }
-                    );
-                    let _ = writeln!(
-                        svg,
-                        "<text x=\"{:.1}\" y=\"{}\"{}>{}</text>",
-                        x0 + w + 4.0,
-                        y + 14.0,
-                        if mine { " font-weight=\"bold\"" } else { "" },
-                        fmt_num(*v)
-                    );
-                }
-                None => {
-                    let _ = writeln!(
-                        svg,
-                        "<text x=\"{}\" y=\"{}\" fill=\"#999\" font-style=\"italic\">{}</text>",
-                        x0 + 2.0,
-                        y + 14.0,
-                        esc(word)
-                    );
-                }
+    let source = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let panels: Vec<PanelData> = PANELS
+        .iter()
+        .map(|p| {
+            let bars = execs
+                .iter()
+                .map(|e| match cells.get(&(e.clone(), p.scenario.to_owned())) {
+                    Some(c) if !c.nums.is_empty() => (e.clone(), Ok(median(&c.nums))),
+                    Some(c) => (e.clone(), Err(c.words.first().cloned().unwrap_or_default())),
+                    None => (e.clone(), Err("not measured".to_owned())),
+                })
+                .collect();
+            let floor = p
+                .floor
+                .and_then(|(sc, k)| floor.get(sc).map(|v| median(v) * k));
+            PanelData {
+                panel: p,
+                bars,
+                floor,
             }
-        }
-        if let Some(f) = floor_v {
-            let x = x0 + f / max * BAR_W;
-            let y1 = y0 + n_exec as f64 * ROW_H;
-            let _ = writeln!(
-                svg,
-                "<line x1=\"{x:.1}\" y1=\"{}\" x2=\"{x:.1}\" y2=\"{}\" stroke=\"#333\" stroke-dasharray=\"4,3\"/>",
-                y0 - 2.0,
-                y1
-            );
-            let _ = writeln!(
-                svg,
-                "<text x=\"{x:.1}\" y=\"{}\" fill=\"#333\" font-size=\"10\" text-anchor=\"middle\">floor {}</text>",
-                y1 + 12.0,
-                fmt_num(f)
-            );
-        }
-    }
-    svg.push_str("</svg>\n");
+        })
+        .collect();
+
     if let Some(parent) = out.parent() {
         if !parent.as_os_str().is_empty() {
             fs::create_dir_all(parent).expect("create output folder");
         }
     }
-    fs::write(&out, svg).expect("write svg");
+    let title = format!("procpool and its peers, pool of 2 workers (median of {n_runs} run(s))");
+    let subtitle = format!(
+        "{cpu}{nproc}; dashed line: the machine's physical floor (shared/bench/limits); source: {source}"
+    );
+    if let Err(e) = draw(&out, &title, &subtitle, &panels) {
+        eprintln!("bench-chart: drawing {} failed: {e}", out.display());
+        std::process::exit(1);
+    }
     eprintln!("bench-chart: wrote {}", out.display());
+}
+
+/// One panel's numbers: per executor its median or the word it reported
+/// instead, and the physical floor.
+struct PanelData {
+    panel: &'static Panel,
+    bars: Vec<(String, Result<f64, String>)>,
+    floor: Option<f64>,
+}
+
+type DrawResult = Result<(), Box<dyn std::error::Error>>;
+
+fn draw(out: &Path, title: &str, subtitle: &str, panels: &[PanelData]) -> DrawResult {
+    let n_exec = panels.first().map_or(1, |p| p.bars.len().max(1));
+    let panel_h = 70 + n_exec as u32 * ROW_H;
+    let rows = panels.len().div_ceil(COLS) as u32;
+    let size = (PANEL_W * COLS as u32 + 20, HEAD_H + panel_h * rows + 10);
+    let root = SVGBackend::new(out, size).into_drawing_area();
+    root.fill(&WHITE)?;
+    root.draw(&Text::new(
+        title.to_owned(),
+        (10, 10),
+        ("sans-serif", 18).into_font().style(FontStyle::Bold),
+    ))?;
+    root.draw(&Text::new(
+        subtitle.to_owned(),
+        (10, 36),
+        ("sans-serif", 12)
+            .into_font()
+            .color(&RGBColor(0x55, 0x55, 0x55)),
+    ))?;
+    let body = root.margin(HEAD_H, 10, 10, 10);
+    let cells = body.split_evenly((rows as usize, COLS));
+    for (area, data) in cells.iter().zip(panels) {
+        draw_panel(area, data)?;
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// A horizontal bar chart: one bar per executor (procpool first, at the
+/// top), the value written after the bar, the floor as a dashed line.
+fn draw_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, data: &PanelData) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let p = data.panel;
+    let n = data.bars.len().max(1);
+    let max = data
+        .bars
+        .iter()
+        .filter_map(|(_, v)| v.as_ref().ok().copied())
+        .chain(data.floor)
+        .fold(0.0f64, f64::max)
+        .max(f64::MIN_POSITIVE);
+    // Room on the right for the value written after the longest bar.
+    let x_end = max * 1.35;
+    let better = if p.higher_is_better {
+        "higher"
+    } else {
+        "lower"
+    };
+    let mut chart = ChartBuilder::on(&area.margin(4, 4, 4, 8))
+        .caption(
+            p.title,
+            ("sans-serif", 13).into_font().style(FontStyle::Bold),
+        )
+        .x_label_area_size(28)
+        .y_label_area_size(120)
+        .build_cartesian_2d(0.0..x_end, (0..n).into_segmented())?;
+    // Row 0 is the bottom of the chart; executors are listed top down.
+    let row = |j: usize| n - 1 - j;
+    let names: Vec<&str> = data.bars.iter().map(|(e, _)| e.as_str()).collect();
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .light_line_style(TRANSPARENT)
+        .x_labels(4)
+        .x_label_formatter(&|x| fmt_num(*x))
+        .x_desc(format!("{} - {better} is better", p.unit))
+        .y_labels(n)
+        .y_label_formatter(&|y| match y {
+            SegmentValue::CenterOf(r) | SegmentValue::Exact(r) if *r < n => {
+                names.get(n - 1 - r).copied().unwrap_or("").to_owned()
+            }
+            _ => String::new(),
+        })
+        .label_style(("sans-serif", 11))
+        .draw()?;
+    for (j, (ex, v)) in data.bars.iter().enumerate() {
+        let mine = ex == "procpool";
+        let font = if mine {
+            ("sans-serif", 11).into_font().style(FontStyle::Bold)
+        } else {
+            ("sans-serif", 11).into_font()
+        };
+        match v {
+            Ok(v) => {
+                let color = if mine { MINE } else { PEER };
+                chart.draw_series(
+                    Histogram::horizontal(&chart)
+                        .style(color.filled())
+                        .margin(4)
+                        .data([(row(j), *v)]),
+                )?;
+                chart.draw_series(std::iter::once(Text::new(
+                    format!(" {}", fmt_num(*v)),
+                    (*v, SegmentValue::CenterOf(row(j))),
+                    font.color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
+                )))?;
+            }
+            Err(word) => {
+                chart.draw_series(std::iter::once(Text::new(
+                    format!(" {word}"),
+                    (0.0, SegmentValue::CenterOf(row(j))),
+                    ("sans-serif", 11)
+                        .into_font()
+                        .style(FontStyle::Italic)
+                        .color(&RGBColor(0x99, 0x99, 0x99))
+                        .pos(Pos::new(HPos::Left, VPos::Center)),
+                )))?;
+            }
+        }
+    }
+    if let Some(f) = data.floor {
+        chart.draw_series(DashedLineSeries::new(
+            [(f, SegmentValue::Exact(0)), (f, SegmentValue::Exact(n))],
+            5,
+            4,
+            BLACK.stroke_width(1),
+        ))?;
+        chart.draw_series(std::iter::once(Text::new(
+            format!("floor {}", fmt_num(f)),
+            (f, SegmentValue::Exact(n)),
+            ("sans-serif", 10)
+                .into_font()
+                .color(&BLACK)
+                .pos(Pos::new(HPos::Center, VPos::Bottom)),
+        )))?;
+    }
+    Ok(())
 }
