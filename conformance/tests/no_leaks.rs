@@ -191,4 +191,12 @@ fn no_fd_thread_or_process_outlives_a_pool_in_any_scenario() {
         ));
     }
     assert_clean("maps stopped early", baseline, SOON);
+
+    // Prestarted workers of a pool never used, dropped at once (some may
+    // still be booting).
+    {
+        let pool = util::builder(2).prestart(2).build().unwrap();
+        drop(pool);
+    }
+    assert_clean("prestarted, never used", baseline, SOON);
 }

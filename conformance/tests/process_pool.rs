@@ -315,6 +315,42 @@ fn terminate_and_kill_workers_on_a_pool_not_started_do_nothing_harmful() {
 }
 
 #[test]
+fn prestarted_workers_start_before_any_submit_and_serve_it() {
+    // procpool's own: `prestart` starts workers with the pool (clamped to
+    // max_workers) instead of on demand.
+    let pool = util::builder(2).prestart(5).build().unwrap();
+    util::wait_until(SOON, "two workers started with no submit", || {
+        pool.stats().workers_started == 2
+    });
+    let pids: std::collections::BTreeSet<u32> = (0..20)
+        .map(|_| pool.submit(GETPID, ()).unwrap())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|f| f.result(Some(SOON)).unwrap())
+        .collect();
+    assert!(!pids.is_empty() && pids.len() <= 2, "{pids:?}");
+    assert_eq!(pool.stats().workers_started, 2, "no worker beyond the limit");
+}
+
+#[test]
+fn a_prestarted_pool_whose_worker_cannot_start_is_broken_before_a_submit() {
+    let pool = util::builder(1)
+        .worker_program("/nonexistent/procpool-worker")
+        .prestart(1)
+        .build()
+        .unwrap();
+    util::wait_until(SOON, "the pool broken", || {
+        matches!(pool.submit(NOOP, ()), Err(Error::BrokenPool { .. }))
+    });
+    match pool.submit(NOOP, ()) {
+        Err(Error::BrokenPool { cause }) => {
+            assert!(cause.contains("/nonexistent/procpool-worker"), "{cause}")
+        }
+        other => panic!("expected a broken pool, got {other:?}"),
+    }
+}
+
+#[test]
 fn terminate_and_kill_workers_on_a_broken_pool_do_nothing_harmful() {
     // test_terminate_workers_dead_workers
     let pool = util::builder(1)

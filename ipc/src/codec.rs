@@ -258,7 +258,10 @@ impl Serialize for ByteBuf {
 
 impl<'de> Deserialize<'de> for ByteBuf {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_byte_buf(ByteBufVisitor)
+        // `deserialize_bytes`, not `_byte_buf`: reading from a slice, bincode
+        // hands the borrowed bytes over and the visitor copies them once;
+        // asked for a byte buf it zero-fills a new Vec first, then copies.
+        deserializer.deserialize_bytes(ByteBufVisitor)
     }
 }
 

@@ -44,6 +44,10 @@ pub struct Config {
     /// Workers that die before serving, in a row, before the pool is declared
     /// broken (no respawn storm).
     pub max_start_failures: u32,
+    /// Workers started with the pool rather than on demand (at most
+    /// `max_workers`). Default 0, as CPython: a pool starts its workers at
+    /// the first submits.
+    pub prestart: usize,
     /// The pipe buffer asked for each direction (best effort).
     pub pipe_buffer: usize,
     /// How long the manager thread, a worker that has answered, and a caller
@@ -56,7 +60,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            max_workers: std::thread::available_parallelism().map_or(1, usize::from),
+            max_workers: crate::cpus_available(),
             max_tasks_per_child: None,
             initializer: None,
             program: None,
@@ -67,6 +71,7 @@ impl Default for Config {
             grace: Duration::from_secs(1),
             time_limit: None,
             max_start_failures: 3,
+            prestart: 0,
             pipe_buffer: 1 << 20,
             spin: Duration::from_micros(50),
         }

@@ -165,7 +165,7 @@ impl EventLoop {
             stop_running_at: None,
             broken: None,
             commands: VecDeque::new(),
-            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            cpus: crate::cpus_available(),
             timer: None,
             spawner,
             spawning: 0,
@@ -183,6 +183,12 @@ impl EventLoop {
                 .register(&mut SourceFd(&fd), TIMER, Interest::READABLE)
                 .is_ok()
         });
+        // Prestarted workers boot while the caller builds its first submit.
+        for _ in 0..self.config.prestart.min(self.config.max_workers) {
+            if !self.spawn_or_break() {
+                break;
+            }
+        }
         loop {
             let next = self.timers.peek().map(|Reverse(t)| t.at);
             let next = match (next, self.stop_running_at) {

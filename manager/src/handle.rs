@@ -156,7 +156,8 @@ impl std::fmt::Debug for Manager {
 }
 
 impl Manager {
-    /// Starts the manager thread. Workers start on demand.
+    /// Starts the manager thread. Workers start on demand, but for
+    /// [`Config::prestart`] of them, which start at once.
     ///
     /// # Errors
     /// When the poll or the thread cannot be created.
@@ -178,7 +179,7 @@ impl Manager {
         });
         let max_workers = config.max_workers.max(1);
         let spin = config.spin;
-        let spawner = crate::spawner::Spawner::start(config.clone(), Arc::clone(&shared))?;
+        let spawner = crate::spawner::Spawner::new(config.clone(), Arc::clone(&shared));
         let event_loop = EventLoop::new(poll, Arc::clone(&shared), config, spawner);
         let thread = std::thread::Builder::new()
             .name("procpool-manager".into())
@@ -187,7 +188,7 @@ impl Manager {
             shared,
             max_workers,
             spin,
-            cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            cpus: crate::cpus_available(),
             thread: Mutex::new(Some(thread)),
         })
     }

@@ -50,3 +50,11 @@ pub use config::{Config, FailurePolicy};
 pub use error::{Error, ExitInfo};
 pub use handle::{Aborter, Manager, Stats};
 pub use job::{Completion, Job};
+
+/// The CPUs this process may use (`available_parallelism`: affinity and
+/// cgroup quota), read once per process: std reads several cgroup files for
+/// it each time, which a pool's start would otherwise pay three times.
+pub(crate) fn cpus_available() -> usize {
+    static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}

@@ -4,9 +4,11 @@
 //! waits, to report a failed exec), a millisecond or more for a large
 //! program; on the manager thread that would hold up every other worker's
 //! results. The spawner does it instead and hands each new worker back
-//! through the manager's wake-up channel. It lives as long as the manager:
-//! a worker's parent-death signal fires when the *thread* that spawned it
-//! exits (`PR_SET_PDEATHSIG`, prctl(2)).
+//! through the manager's wake-up channel. It starts with the first request
+//! (most pools never need it, and a thread start is a good part of a pool's
+//! start-up) and then lives as long as the manager: a worker's parent-death
+//! signal fires when the *thread* that spawned it exits
+//! (`PR_SET_PDEATHSIG`, prctl(2)).
 
 use crate::config::Config;
 use crate::handle::Shared;
@@ -20,12 +22,26 @@ use std::thread::JoinHandle;
 pub(crate) struct SpawnRequest(pub(crate) u64);
 
 pub(crate) struct Spawner {
+    /// What the thread needs, until it starts.
+    unstarted: Option<(Config, Arc<Shared>)>,
     requests: Option<mpsc::Sender<SpawnRequest>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Spawner {
-    pub(crate) fn start(config: Config, shared: Arc<Shared>) -> std::io::Result<Self> {
+    /// A spawner whose thread starts with the first request.
+    pub(crate) fn new(config: Config, shared: Arc<Shared>) -> Self {
+        Self {
+            unstarted: Some((config, shared)),
+            requests: None,
+            thread: None,
+        }
+    }
+
+    fn start(&mut self) -> std::io::Result<()> {
+        let Some((config, shared)) = self.unstarted.take() else {
+            return Ok(());
+        };
         let (requests, inbox) = mpsc::channel::<SpawnRequest>();
         let thread = std::thread::Builder::new()
             .name("procpool-spawn".into())
@@ -36,17 +52,18 @@ impl Spawner {
                     shared.wake();
                 }
             })?;
-        Ok(Self {
-            requests: Some(requests),
-            thread: Some(thread),
-        })
+        self.requests = Some(requests);
+        self.thread = Some(thread);
+        Ok(())
     }
 
     /// Asks for a worker; it arrives in `Shared::spawned`.
     ///
     /// # Errors
-    /// When the spawner thread is gone.
-    pub(crate) fn request(&self, serial: u64) -> Result<(), Error> {
+    /// When the spawner thread cannot start or is gone.
+    pub(crate) fn request(&mut self, serial: u64) -> Result<(), Error> {
+        self.start()
+            .map_err(|e| Error::Spawn(format!("cannot start the spawner thread: {e}")))?;
         self.requests
             .as_ref()
             .and_then(|r| r.send(SpawnRequest(serial)).ok())
@@ -55,6 +72,7 @@ impl Spawner {
 
     /// Stops the thread once the requests already made are served.
     pub(crate) fn stop(&mut self) {
+        self.unstarted = None;
         self.requests = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
