@@ -329,7 +329,11 @@ fn prestarted_workers_start_before_any_submit_and_serve_it() {
         .map(|f| f.result(Some(SOON)).unwrap())
         .collect();
     assert!(!pids.is_empty() && pids.len() <= 2, "{pids:?}");
-    assert_eq!(pool.stats().workers_started, 2, "no worker beyond the limit");
+    assert_eq!(
+        pool.stats().workers_started,
+        2,
+        "no worker beyond the limit"
+    );
 }
 
 #[test]
