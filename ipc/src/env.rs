@@ -19,6 +19,19 @@ pub const PARENT_PID: &str = "PROCPOOL_PARENT_PID";
 pub const MAX_TASKS: &str = "PROCPOOL_MAX_TASKS";
 /// The frame limit both sides use, in bytes.
 pub const MAX_FRAME_LEN: &str = "PROCPOOL_MAX_FRAME_LEN";
+/// Set (to `1`) alongside [`WORKER`] for a fork server: a process the
+/// manager keeps to fork new workers from, so that a replacement costs a
+/// `fork`, not a `spawn` + `exec` of the program. Its stdin is a Unix
+/// socket: it first writes [`FORKSERVER_GREETING`]; each request is 8 bytes
+/// (a serial number, little-endian) carrying two fds (`SCM_RIGHTS`: the new
+/// worker's call pipe, read end, and result pipe, write end); each answer is
+/// 8 bytes, the new worker's pid (`u32` LE, 0 when the fork failed) and an
+/// errno (`i32` LE). The new worker is the manager's child (`CLONE_PARENT`),
+/// in a process group of its own, and then serves as if spawned.
+pub const FORKSERVER: &str = "PROCPOOL_FORKSERVER";
+/// What a fork server writes first: a magic and the protocol version.
+pub const FORKSERVER_GREETING: [u8; 8] = *b"PPFS\x02\0\0\0";
+
 /// The initializer's task name; absent means no initializer.
 pub const INITIALIZER: &str = "PROCPOOL_INITIALIZER";
 /// The initializer's encoded arguments, in lowercase hex.

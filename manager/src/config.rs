@@ -48,6 +48,10 @@ pub struct Config {
     /// `max_workers`). Default 0, as CPython: a pool starts its workers at
     /// the first submits.
     pub prestart: usize,
+    /// Keep a fork server (a started copy of the worker program that forks
+    /// new workers), so that replacing a worker costs a fork, not a spawn
+    /// and exec. Default true; it falls back to spawning by itself.
+    pub forkserver: bool,
     /// The pipe buffer asked for each direction (best effort).
     pub pipe_buffer: usize,
     /// How long the manager thread, a worker that has answered, and a caller
@@ -72,6 +76,7 @@ impl Default for Config {
             time_limit: None,
             max_start_failures: 3,
             prestart: 0,
+            forkserver: true,
             pipe_buffer: 1 << 20,
             spin: Duration::from_micros(50),
         }

@@ -139,6 +139,7 @@ pub(crate) struct EventLoop {
     cpus: usize,
     /// The inbox's commands are swapped into this reused buffer.
     commands: VecDeque<Command>,
+    forkserver_requested: bool,
 }
 
 impl EventLoop {
@@ -171,6 +172,7 @@ impl EventLoop {
             spawning: 0,
             quiet_since: None,
             quiet_gap: Duration::MAX,
+            forkserver_requested: false,
         }
     }
 
@@ -597,6 +599,7 @@ impl EventLoop {
                 self.learn(job.task, ran);
                 self.complete(job, done.outcome);
                 self.head_changed(slot);
+                self.want_forkserver();
             }
             FromWorker::Exiting(reason) => {
                 w.orderly_exit = true;
@@ -1062,12 +1065,28 @@ impl EventLoop {
     fn spawn(&mut self) -> Result<(), Error> {
         self.next_serial += 1;
         if self.in_flight_total() == 0 {
-            let w = Worker::spawn(&self.config, self.next_serial)?;
+            let w = crate::spawner::start_worker(&self.shared, &self.config, self.next_serial)?;
             return self.install(w);
         }
-        self.spawner.request(self.next_serial)?;
+        self.spawner
+            .request(crate::spawner::SpawnRequest::Worker(self.next_serial))?;
         self.spawning += 1;
         Ok(())
+    }
+
+    /// Has the spawner start the fork server, once: after the pool's first
+    /// result, so that its start does not compete with the first worker's.
+    fn want_forkserver(&mut self) {
+        if self.forkserver_requested || !self.config.forkserver || self.shutting_down {
+            return;
+        }
+        self.forkserver_requested = true;
+        if let Err(e) = self
+            .spawner
+            .request(crate::spawner::SpawnRequest::Forkserver)
+        {
+            log::info!("procpool: no fork server: {e}");
+        }
     }
 
     /// Takes in the workers the spawner has started.
@@ -1107,7 +1126,7 @@ impl EventLoop {
         })();
         if let Err(e) = registered {
             w.signal(libc::SIGKILL);
-            let _ = w.child.wait();
+            let _ = w.process.wait();
             return Err(Error::Spawn(format!("cannot watch worker {}: {e}", w.pid)));
         }
         log::debug!("procpool: started worker {}", w.pid);
@@ -1115,6 +1134,12 @@ impl EventLoop {
             .stats
             .workers_started
             .fetch_add(1, Ordering::Relaxed);
+        if matches!(w.process, crate::worker::Process::Forked { .. }) {
+            self.shared
+                .stats
+                .workers_forked
+                .fetch_add(1, Ordering::Relaxed);
+        }
         self.slots[slot] = Some(w);
         Ok(())
     }
@@ -1135,7 +1160,7 @@ impl EventLoop {
             w.signal(libc::SIGKILL);
             w.killed = false;
         }
-        let status = match w.child.try_wait() {
+        let status = match w.process.try_wait() {
             Ok(Some(status)) => ExitInfo::from_status(status),
             Ok(None) => {
                 if w.pidfd.is_none() {
@@ -1282,17 +1307,19 @@ impl EventLoop {
     fn teardown(&mut self) {
         // After the spawner has stopped, nothing new can arrive.
         self.spawner.stop();
+        // Dropping the fork server kills and reaps it.
+        drop(self.shared.forkserver.lock().take());
         let leftovers = std::mem::take(&mut *self.shared.spawned.lock());
         for mut w in leftovers.into_iter().flatten() {
             w.signal(libc::SIGKILL);
-            let _ = w.child.wait();
+            let _ = w.process.wait();
         }
         self.spawning = 0;
         for slot in 0..self.slots.len() {
             if let Some(w) = self.worker(slot) {
                 w.signal(libc::SIGKILL);
                 let status = w
-                    .child
+                    .process
                     .wait()
                     .map_or(ExitInfo::Code(-1), ExitInfo::from_status);
                 self.remove(slot, status);

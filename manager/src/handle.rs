@@ -53,6 +53,9 @@ pub(crate) struct Shared {
     /// Workers the spawner thread has started (or failed to), for the
     /// manager to take in.
     pub(crate) spawned: Mutex<Vec<Result<crate::worker::Worker, Error>>>,
+    /// The fork server, once the spawner thread has started it; both
+    /// threads fork workers from it.
+    pub(crate) forkserver: Mutex<Option<crate::forkserver::Forkserver>>,
 }
 
 impl Shared {
@@ -106,6 +109,7 @@ pub(crate) struct Counters {
     pub(crate) timed_out: AtomicU64,
     pub(crate) workers_replaced: AtomicU64,
     pub(crate) workers_started: AtomicU64,
+    pub(crate) workers_forked: AtomicU64,
 }
 
 /// A snapshot of a pool's state and history.
@@ -132,6 +136,9 @@ pub struct Stats {
     pub workers_replaced: u64,
     /// Worker processes started in all.
     pub workers_started: u64,
+    /// Of those, the ones forked by the fork server (the others were
+    /// spawned).
+    pub workers_forked: u64,
 }
 
 /// The manager of one pool: owns the manager thread, which owns the workers.
@@ -176,6 +183,7 @@ impl Manager {
             spin_ok: AtomicBool::new(false),
             stats: Counters::default(),
             spawned: Mutex::new(Vec::new()),
+            forkserver: Mutex::new(None),
         });
         let max_workers = config.max_workers.max(1);
         let spin = config.spin;
@@ -312,6 +320,7 @@ impl Manager {
             timed_out: c.timed_out.load(Ordering::Relaxed),
             workers_replaced: c.workers_replaced.load(Ordering::Relaxed),
             workers_started: c.workers_started.load(Ordering::Relaxed),
+            workers_forked: c.workers_forked.load(Ordering::Relaxed),
         }
     }
 }

@@ -39,6 +39,7 @@
 mod config;
 mod error;
 mod event_loop;
+mod forkserver;
 mod handle;
 mod job;
 mod spawner;

@@ -4,13 +4,15 @@
 //! waits, to report a failed exec), a millisecond or more for a large
 //! program; on the manager thread that would hold up every other worker's
 //! results. The spawner does it instead and hands each new worker back
-//! through the manager's wake-up channel. It starts with the first request
-//! (most pools never need it, and a thread start is a good part of a pool's
+//! through the manager's wake-up channel. It also starts the fork server,
+//! after which a new worker is a fork away ([`start_worker`]). It starts
+//! with the first request (a thread start is a good part of a pool's
 //! start-up) and then lives as long as the manager: a worker's parent-death
-//! signal fires when the *thread* that spawned it exits
-//! (`PR_SET_PDEATHSIG`, prctl(2)).
+//! signal fires when the *thread* that spawned it (or the fork server it came
+//! from) exits (`PR_SET_PDEATHSIG`, prctl(2)).
 
 use crate::config::Config;
+use crate::forkserver::Forkserver;
 use crate::handle::Shared;
 use crate::worker::Worker;
 use crate::Error;
@@ -18,8 +20,13 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// A request to start a worker with this serial number.
-pub(crate) struct SpawnRequest(pub(crate) u64);
+/// What the spawner thread is asked to do.
+pub(crate) enum SpawnRequest {
+    /// Start a worker with this serial number.
+    Worker(u64),
+    /// Start the fork server.
+    Forkserver,
+}
 
 pub(crate) struct Spawner {
     /// What the thread needs, until it starts.
@@ -46,10 +53,23 @@ impl Spawner {
         let thread = std::thread::Builder::new()
             .name("procpool-spawn".into())
             .spawn(move || {
-                for SpawnRequest(serial) in inbox {
-                    let started = Worker::spawn(&config, serial);
-                    shared.spawned.lock().push(started);
-                    shared.wake();
+                for request in inbox {
+                    match request {
+                        SpawnRequest::Worker(serial) => {
+                            let started = start_worker(&shared, &config, serial);
+                            shared.spawned.lock().push(started);
+                            shared.wake();
+                        }
+                        SpawnRequest::Forkserver => match Forkserver::start(&config) {
+                            Ok(server) => {
+                                log::debug!("procpool: fork server {} is ready", server.pid());
+                                *shared.forkserver.lock() = Some(server);
+                            }
+                            Err(e) => {
+                                log::info!("procpool: no fork server, workers will be spawned: {e}")
+                            }
+                        },
+                    }
                 }
             })?;
         self.requests = Some(requests);
@@ -57,16 +77,17 @@ impl Spawner {
         Ok(())
     }
 
-    /// Asks for a worker; it arrives in `Shared::spawned`.
+    /// Asks for `request`; a worker arrives in `Shared::spawned`, the fork
+    /// server in `Shared::forkserver`.
     ///
     /// # Errors
     /// When the spawner thread cannot start or is gone.
-    pub(crate) fn request(&mut self, serial: u64) -> Result<(), Error> {
+    pub(crate) fn request(&mut self, request: SpawnRequest) -> Result<(), Error> {
         self.start()
             .map_err(|e| Error::Spawn(format!("cannot start the spawner thread: {e}")))?;
         self.requests
             .as_ref()
-            .and_then(|r| r.send(SpawnRequest(serial)).ok())
+            .and_then(|r| r.send(request).ok())
             .ok_or_else(|| Error::Spawn("the spawner thread has stopped".into()))
     }
 
@@ -78,4 +99,32 @@ impl Spawner {
             let _ = thread.join();
         }
     }
+}
+
+/// Starts a worker: forked by the fork server when there is one, else
+/// spawned. A fork server that fails is stopped and not used again.
+pub(crate) fn start_worker(shared: &Shared, config: &Config, serial: u64) -> Result<Worker, Error> {
+    let mut forkserver = shared.forkserver.lock();
+    if let Some(server) = forkserver.as_mut() {
+        let forked = match server.ready() {
+            // Still starting: this worker is spawned, not waited for.
+            Ok(false) => None,
+            Ok(true) => Some(
+                Worker::fork(server, config, serial)
+                    .map_err(|e| format!("the fork server failed: {e}")),
+            ),
+            Err(e) => Some(Err(format!("the fork server did not start: {e}"))),
+        };
+        match forked {
+            None => {}
+            Some(Ok(worker)) => return Ok(worker),
+            Some(Err(e)) => {
+                log::warn!("procpool: {e}; workers will be spawned");
+                // Dropping it kills and reaps it.
+                *forkserver = None;
+            }
+        }
+    }
+    drop(forkserver);
+    Worker::spawn(config, serial)
 }

@@ -14,7 +14,9 @@ use crate::job::Completion;
 use crate::sys::{self, Pidfd};
 use crate::Error;
 use procpool_ipc::{env, CallFrame, Decoder};
-use std::process::{Child, Command, Stdio};
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 /// Where a worker is in its life; see the module's table.
@@ -58,7 +60,7 @@ pub(crate) struct Worker {
     /// Distinguishes this process from an earlier one in the same slot, for
     /// timers that outlive it.
     pub(crate) serial: u64,
-    pub(crate) child: Child,
+    pub(crate) process: Process,
     pub(crate) pid: u32,
     pub(crate) pidfd: Option<Pidfd>,
     pub(crate) calls: Option<mio::unix::pipe::Sender>,
@@ -212,44 +214,57 @@ impl Worker {
     /// worker's parent-death signal fires when the thread that spawned it
     /// exits.
     pub(crate) fn spawn(config: &Config, serial: u64) -> Result<Self, Error> {
-        let program = match &config.program {
-            Some(p) => p.clone(),
-            None => std::env::current_exe()
-                .map_err(|e| Error::Spawn(format!("cannot find the current executable: {e}")))?,
-        };
-        let mut command = Command::new(&program);
+        let (mut command, program) = worker_command(config)?;
         command
-            .args(&config.args)
-            .envs(config.env.iter().map(|(k, v)| (k, v)))
-            .env(env::WORKER, env::WORKER_MODE)
-            .env(env::PARENT_PID, std::process::id().to_string())
-            .env(env::MAX_FRAME_LEN, config.max_frame_len.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        // std keeps its posix_spawn fast path for a process group (no
-        // pre_exec closure here on purpose).
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        match config.max_tasks_per_child {
-            Some(n) => command.env(env::MAX_TASKS, n.to_string()),
-            None => command.env_remove(env::MAX_TASKS),
-        };
-        match &config.initializer {
-            Some((name, args)) => command
-                .env(env::INITIALIZER, name)
-                .env(env::INITIALIZER_ARGS, env::hex_encode(args)),
-            None => command
-                .env_remove(env::INITIALIZER)
-                .env_remove(env::INITIALIZER_ARGS),
-        };
         let mut child = command
             .spawn()
             .map_err(|e| Error::Spawn(format!("{}: {e}", program.display())))?;
         let pid = child.id();
+        let calls = OwnedFd::from(child.stdin.take().expect("stdin was piped"));
+        let results = OwnedFd::from(child.stdout.take().expect("stdout was piped"));
+        Self::assemble(config, serial, Process::Spawned(child), pid, calls, results)
+    }
+
+    /// Forks a worker from the fork server: a millisecond less than
+    /// [`spawn`](Self::spawn), the exec and the program's start being done.
+    pub(crate) fn fork(
+        forkserver: &mut crate::forkserver::Forkserver,
+        config: &Config,
+        serial: u64,
+    ) -> Result<Self, Error> {
+        let pipes = sys::pipe().and_then(|calls| Ok((calls, sys::pipe()?)));
+        let ((calls_read, calls_write), (results_read, results_write)) =
+            pipes.map_err(|e| Error::Spawn(format!("cannot make a worker's pipes: {e}")))?;
+        let pid = forkserver
+            .fork(serial, [&calls_read, &results_write])
+            .map_err(|e| Error::Spawn(format!("the fork server: {e}")))?;
+        // The worker's ends are the worker's now.
+        drop((calls_read, results_write));
+        Self::assemble(
+            config,
+            serial,
+            Process::Forked { pid, status: None },
+            pid,
+            calls_write,
+            results_read,
+        )
+    }
+
+    /// A worker whose process `pid` is running, from our ends of its pipes.
+    fn assemble(
+        config: &Config,
+        serial: u64,
+        mut process: Process,
+        pid: u32,
+        calls: OwnedFd,
+        results: OwnedFd,
+    ) -> Result<Self, Error> {
         let setup = (|| {
-            let calls = mio::unix::pipe::Sender::from(child.stdin.take().expect("stdin was piped"));
-            let results =
-                mio::unix::pipe::Receiver::from(child.stdout.take().expect("stdout was piped"));
+            let calls = mio::unix::pipe::Sender::from(calls);
+            let results = mio::unix::pipe::Receiver::from(results);
             calls.set_nonblocking(true)?;
             results.set_nonblocking(true)?;
             sys::grow_pipe(&calls, config.pipe_buffer);
@@ -261,14 +276,14 @@ impl Worker {
             Ok(parts) => parts,
             Err(e) => {
                 // Hand nothing half-made back: kill and reap the child here.
-                let _ = child.kill();
-                let _ = child.wait();
+                let _ = sys::signal_group(pid, libc::SIGKILL);
+                let _ = process.wait();
                 return Err(Error::Spawn(format!("setting up worker {pid}: {e}")));
             }
         };
         Ok(Self {
             serial,
-            child,
+            process,
             pid,
             pidfd,
             calls: Some(calls),
@@ -305,6 +320,82 @@ impl Worker {
             // The group call failed; at least reach the worker itself.
             if let Some(pidfd) = &self.pidfd {
                 let _ = pidfd.send_signal(signal);
+            }
+        }
+    }
+}
+
+/// The command that starts the worker program as `config` says (no stdio
+/// set), and the program's path.
+pub(crate) fn worker_command(config: &Config) -> Result<(Command, PathBuf), Error> {
+    let program = match &config.program {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| Error::Spawn(format!("cannot find the current executable: {e}")))?,
+    };
+    let mut command = Command::new(&program);
+    command
+        .args(&config.args)
+        .envs(config.env.iter().map(|(k, v)| (k, v)))
+        .env(env::WORKER, env::WORKER_MODE)
+        .env(env::PARENT_PID, std::process::id().to_string())
+        .env(env::MAX_FRAME_LEN, config.max_frame_len.to_string())
+        .env_remove(env::FORKSERVER);
+    // std keeps its posix_spawn fast path for a process group (no pre_exec
+    // closure here on purpose).
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    match config.max_tasks_per_child {
+        Some(n) => command.env(env::MAX_TASKS, n.to_string()),
+        None => command.env_remove(env::MAX_TASKS),
+    };
+    match &config.initializer {
+        Some((name, args)) => command
+            .env(env::INITIALIZER, name)
+            .env(env::INITIALIZER_ARGS, env::hex_encode(args)),
+        None => command
+            .env_remove(env::INITIALIZER)
+            .env_remove(env::INITIALIZER_ARGS),
+    };
+    Ok((command, program))
+}
+
+/// A worker's process: spawned by std, or forked by the fork server (a
+/// child of ours all the same, thanks to `CLONE_PARENT`, reaped by pid).
+pub(crate) enum Process {
+    Spawned(Child),
+    Forked {
+        pid: u32,
+        /// Kept once reaped: the pid is not ours to wait for again.
+        status: Option<ExitStatus>,
+    },
+}
+
+impl Process {
+    /// Waits for the process to exit.
+    pub(crate) fn wait(&mut self) -> std::io::Result<ExitStatus> {
+        match self {
+            Self::Spawned(child) => child.wait(),
+            Self::Forked { pid, status } => match status {
+                Some(done) => Ok(*done),
+                None => {
+                    let done = sys::wait_child(*pid, true)?
+                        .ok_or_else(|| std::io::Error::other("a blocking wait returned early"))?;
+                    *status = Some(done);
+                    Ok(done)
+                }
+            },
+        }
+    }
+
+    /// Its exit status if it has exited, without blocking.
+    pub(crate) fn try_wait(&mut self) -> std::io::Result<Option<ExitStatus>> {
+        match self {
+            Self::Spawned(child) => child.try_wait(),
+            Self::Forked { pid, status } => {
+                if status.is_none() {
+                    *status = sys::wait_child(*pid, false)?;
+                }
+                Ok(*status)
             }
         }
     }

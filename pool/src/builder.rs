@@ -114,6 +114,19 @@ impl PoolBuilder {
         self
     }
 
+    /// Whether the pool keeps a fork server: a started copy of the worker
+    /// program (its registry built, before any initializer) from which new
+    /// workers are forked, so that a worker killed, crashed or recycled is
+    /// replaced by a fork (a fraction of a millisecond) rather than a spawn
+    /// and exec of the program (a millisecond or more). It starts after the
+    /// pool's first result, costs one process, and the pool falls back to
+    /// spawning when it cannot start or fails. Default true. It needs the
+    /// worker's registry not to start threads.
+    pub fn fork_server(mut self, enabled: bool) -> Self {
+        self.config.forkserver = enabled;
+        self
+    }
+
     /// How long the pool's threads and workers spin (yielding the CPU)
     /// before they sleep while waiting for the next event: a call that
     /// answers within it costs a few microseconds instead of two sleeps and

@@ -214,8 +214,11 @@ where
         }
     }
 
+    /// Aborts the chunks still in flight, the last submitted first: those
+    /// queued behind a running chunk are cancelled before it is stopped, so
+    /// that its worker's death cannot send them to a replacement first.
     fn stop_in_flight(&mut self) {
-        for chunk in self.in_flight.drain(..) {
+        for chunk in self.in_flight.drain(..).rev() {
             chunk.future.abort();
         }
     }
@@ -249,9 +252,10 @@ where
                 .map(|d| d.saturating_duration_since(Instant::now()));
             match chunk.future.clone().into_result(timeout) {
                 Err(Error::WaitTimeout) => {
-                    // The map's deadline: stop what is still running and end.
-                    chunk.future.abort();
+                    // The map's deadline: stop what is still running and end
+                    // (this chunk, the oldest, last).
                     self.stop_in_flight();
+                    chunk.future.abort();
                     self.ended = true;
                     return Some(Err(Error::MapTimedOut {
                         timeout: self.timeout.unwrap_or_default(),
@@ -265,7 +269,9 @@ where
 
 impl<A, O, I> Drop for MapIter<'_, A, O, I> {
     fn drop(&mut self) {
-        for chunk in self.in_flight.drain(..) {
+        // As `stop_in_flight` (whose impl needs the serde bounds): the last
+        // submitted first.
+        for chunk in self.in_flight.drain(..).rev() {
             chunk.future.abort();
         }
     }

@@ -49,6 +49,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+mod forkserver;
 mod panic_capture;
 mod registry;
 mod serve;
@@ -80,6 +81,12 @@ pub fn stop_requested() -> bool {
 /// once otherwise.
 ///
 /// Call it first thing in `main`: `registry` is only built in a worker.
+///
+/// The pool may start the program as a fork server instead (see
+/// `procpool_ipc::env::FORKSERVER`): `registry` is then built once, in that
+/// process, and each worker forked from it inherits it. It must not start
+/// threads: a fork server with more than one thread refuses to serve, and the
+/// pool spawns its workers the slow way.
 pub fn serve_if_worker<F: FnOnce() -> Registry>(registry: F) {
     if Config::is_worker() {
         serve(registry());
@@ -92,8 +99,25 @@ pub fn serve_if_worker<F: FnOnce() -> Registry>(registry: F) {
 /// The process exits 0 after an orderly end, 2 after a protocol violation
 /// (with a message on stderr), 3 when the initializer failed, 1 when the
 /// result channel broke or a `PROCPOOL_*` setting does not parse.
+///
+/// Started as a fork server (see [`serve_if_worker`]), it serves fork
+/// requests instead, and each forked worker serves with this registry.
 pub fn serve(registry: Registry) -> ! {
-    let code = match setup_and_serve(&registry) {
+    if forkserver::is_forkserver() {
+        exit_with(match forkserver::serve_forks() {
+            Ok(forkserver::Child::Worker { calls, results }) => Config::from_env()
+                .map_err(|e| e.to_string())
+                .and_then(|config| serve_on(&registry, &config, calls, results)),
+            Ok(forkserver::Child::NotNeeded) => Ok(Ending::ChannelClosed),
+            Err(message) => Err(format!("fork server: {message}")),
+        });
+    }
+    exit_with(setup_and_serve(&registry))
+}
+
+/// Exits with the code of `ended`, saying on stderr why when it is not 0.
+fn exit_with(ended: Result<Ending, String>) -> ! {
+    let code = match ended {
         Ok(ending) => {
             if ending.exit_code() != 0 {
                 eprintln!("procpool worker {}: {ending}", std::process::id());
@@ -112,6 +136,16 @@ fn setup_and_serve(registry: &Registry) -> Result<Ending, String> {
     let config = Config::from_env().map_err(|e| e.to_string())?;
     let (calls, results) =
         sys::take_stdio_channel().map_err(|e| format!("cannot take the channel off stdio: {e}"))?;
+    serve_on(registry, &config, calls, results)
+}
+
+/// Serves on a channel already taken off stdio (or received by a fork).
+fn serve_on(
+    registry: &Registry,
+    config: &Config,
+    calls: std::fs::File,
+    results: std::fs::File,
+) -> Result<Ending, String> {
     let parent_alive = sys::die_with_parent(config.parent_pid)
         .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
     if !parent_alive {
@@ -120,5 +154,5 @@ fn setup_and_serve(registry: &Registry) -> Result<Ending, String> {
     }
     sys::install_signal_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     let calls = sys::SpinningReader { file: calls };
-    Ok(serve_channel(registry, &config, calls, results))
+    Ok(serve_channel(registry, config, calls, results))
 }

@@ -132,3 +132,137 @@ impl io::Read for SpinningReader {
         self.file.read(buf)
     }
 }
+
+// ------------------------------------------------------------ fork server
+
+/// The fork server's socket, taken off stdin like the worker's channel
+/// (fd 0 then reads `/dev/null`, fd 1 writes to stderr).
+pub(crate) fn take_forkserver_socket() -> io::Result<OwnedFd> {
+    let (socket, _stdout) = take_stdio_channel()?;
+    Ok(OwnedFd::from(socket))
+}
+
+/// One fork request: its serial number and the new worker's channel (call
+/// pipe read end, result pipe write end). `None` at the end of the socket.
+pub(crate) fn receive_fork_request(socket: &OwnedFd) -> io::Result<Option<(u64, File, File)>> {
+    use std::os::fd::AsRawFd;
+    let mut serial = [0u8; 8];
+    // Room for two fds' control message, 8-byte aligned as cmsghdr needs.
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: serial.as_mut_ptr().cast(),
+        iov_len: serial.len(),
+    };
+    // SAFETY: a zeroed msghdr is a valid empty message; the pointers set
+    // below point at `iov`, `serial` and `control`, which outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    let received = loop {
+        // SAFETY: recvmsg writes at most iov_len bytes into `serial` and at
+        // most msg_controllen bytes into `control`, both valid for writes.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    };
+    // Take ownership of every fd that arrived before judging the message, so
+    // that none leaks whatever it holds.
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    // SAFETY: msg was filled in by recvmsg; CMSG_FIRSTHDR/CMSG_NXTHDR walk
+    // the control buffer within msg_controllen, and each SCM_RIGHTS payload
+    // holds (cmsg_len - CMSG_LEN(0)) / 4 fds that the kernel just installed
+    // in this process, owned by nobody else.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(cmsg).cast::<RawFd>();
+                let count = ((*cmsg).cmsg_len as usize - libc::CMSG_LEN(0) as usize)
+                    / std::mem::size_of::<RawFd>();
+                for i in 0..count {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    if received == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, what.to_owned());
+    if received != 8 || msg.msg_flags & (libc::MSG_CTRUNC | libc::MSG_TRUNC) != 0 {
+        return Err(bad("a fork request that is not 8 bytes"));
+    }
+    let mut fds = fds.into_iter();
+    let (Some(calls), Some(results), None) = (fds.next(), fds.next(), fds.next()) else {
+        return Err(bad("a fork request without exactly two fds"));
+    };
+    Ok(Some((
+        u64::from_le_bytes(serial),
+        File::from(calls),
+        File::from(results),
+    )))
+}
+
+/// Forks this (single-threaded) process as a sibling: the child's parent is
+/// this process's parent (`CLONE_PARENT`), which can then reap it and watch
+/// it with a pidfd as if it had spawned it. `Ok(None)` in the child,
+/// `Ok(Some(pid))` here.
+pub(crate) fn fork_sibling() -> io::Result<Option<u32>> {
+    // SAFETY: a raw clone without CLONE_VM is a fork: the child gets a copy
+    // of the address space and continues on a copy of this stack. Only the
+    // fork server calls it, which has a single thread, so no lock can be held
+    // by a thread that does not exist in the child. glibc's raise() asks the
+    // kernel for the caller's tid, so abort() in the child signals the child.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            libc::CLONE_PARENT | libc::SIGCHLD,
+            0usize,
+            0usize,
+            0usize,
+            0usize,
+        )
+    };
+    match ret {
+        -1 => Err(io::Error::last_os_error()),
+        0 => Ok(None),
+        pid => u32::try_from(pid)
+            .map(Some)
+            .map_err(|_| io::Error::other("clone returned a pid out of range")),
+    }
+}
+
+/// Puts `pid` (0: this process) in a process group of its own. The fork
+/// server and the child both call it, so that it holds before either goes
+/// on, as a shell does for its jobs.
+pub(crate) fn own_process_group(pid: u32) -> io::Result<()> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    // SAFETY: setpgid only reads its two integer arguments.
+    check(unsafe { libc::setpgid(pid, pid) }).map(drop)
+}
+
+/// The threads of this process (from `/proc/self/task`): a fork server must
+/// have only one.
+pub(crate) fn thread_count() -> usize {
+    std::fs::read_dir("/proc/self/task").map_or(0, Iterator::count)
+}
+
+/// SIGINT ignored, as in a worker; the fork server keeps SIGTERM's default.
+pub(crate) fn ignore_sigint() -> io::Result<()> {
+    // SAFETY: a zeroed sigaction with SIG_IGN is a valid disposition.
+    unsafe {
+        let mut ignore: libc::sigaction = std::mem::zeroed();
+        ignore.sa_sigaction = libc::SIG_IGN;
+        check(libc::sigaction(libc::SIGINT, &ignore, std::ptr::null_mut()))?;
+    }
+    Ok(())
+}

@@ -568,6 +568,7 @@ fn pool_stats(pool: &Pool) -> Value {
     json!({
         "workers_started": s.workers_started,
         "workers_replaced": s.workers_replaced,
+        "workers_forked": s.workers_forked,
         "finished": s.finished,
         "failed": s.failed,
         "cancelled": s.cancelled,
@@ -924,6 +925,7 @@ fn finish_kill<T>(
             "new_task_ok": ok,
             "new_task_on_replacement_worker": new_pid.map(|p| p != v_pid && p != tb.b_pid),
             "bystander_survived": by_ok,
+            "stats": pool_stats(pool),
         }),
     );
     (ok, t_new)

@@ -172,3 +172,83 @@ impl AsRawFd for TimerFd {
         self.0.as_raw_fd()
     }
 }
+
+/// Waits for `pid`, a child of this process (blocking, or not with
+/// `block == false`: `Ok(None)` while it runs).
+pub(crate) fn wait_child(pid: u32, block: bool) -> io::Result<Option<std::process::ExitStatus>> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    let flags = if block { 0 } else { libc::WNOHANG };
+    let mut status: libc::c_int = 0;
+    loop {
+        // SAFETY: waitpid writes one int into `status`, which lives on this
+        // frame; `pid` is a child of ours, not yet reaped.
+        let ret = unsafe { libc::waitpid(pid, &mut status, flags) };
+        match ret {
+            0 => return Ok(None),
+            -1 => {
+                let err = io::Error::last_os_error();
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+            _ => return Ok(Some(std::process::ExitStatus::from_raw(status))),
+        }
+    }
+}
+
+/// A pipe, both ends close-on-exec: (read end, write end).
+pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two fds into the array we pass, valid for writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 just opened both fds; nothing else owns them.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Sends a fork server one request: `serial` and the two fds (see
+/// `procpool_ipc::env::FORKSERVER`).
+pub(crate) fn send_fork_request(
+    socket: &impl AsRawFd,
+    serial: u64,
+    fds: [&OwnedFd; 2],
+) -> io::Result<()> {
+    let serial = serial.to_le_bytes();
+    let raw = [fds[0].as_raw_fd(), fds[1].as_raw_fd()];
+    // Room for two fds' control message, 8-byte aligned as cmsghdr needs.
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: serial.as_ptr().cast_mut().cast(),
+        iov_len: serial.len(),
+    };
+    // SAFETY: a zeroed msghdr is a valid empty message. The pointers set
+    // below point at `iov`, `serial` and `control`, which outlive the call;
+    // CMSG_SPACE(8) (two fds) is 24 bytes, within `control`'s 64, so the
+    // header and data written through CMSG_FIRSTHDR/CMSG_DATA stay inside it.
+    // sendmsg only reads the message.
+    let sent = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of_val(&raw) as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(&raw) as u32) as usize;
+        std::ptr::copy_nonoverlapping(
+            raw.as_ptr().cast::<u8>(),
+            libc::CMSG_DATA(cmsg),
+            std::mem::size_of_val(&raw),
+        );
+        libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL)
+    };
+    match sent {
+        -1 => Err(io::Error::last_os_error()),
+        8 => Ok(()),
+        _ => Err(io::Error::other("a fork request was cut short")),
+    }
+}

@@ -10,9 +10,14 @@
 //!   worker's result pipe, CPython's way);
 //! - [`signal_group`]: a signal to every process of a worker's group;
 //! - [`grow_pipe`]: a larger pipe buffer, best effort;
-//! - [`TimerFd`]: a deadline the poll can wait on to the microsecond.
+//! - [`TimerFd`]: a deadline the poll can wait on to the microsecond;
+//! - [`pipe`], [`send_fork_request`], [`wait_child`]: what the fork server
+//!   (`crate::forkserver`) needs: pipes to hand over, fds sent over a Unix
+//!   socket, and reaping a child std did not spawn.
 
 #[path = "linux.rs"]
 mod imp;
 
-pub(crate) use imp::{grow_pipe, signal_group, Pidfd, TimerFd};
+pub(crate) use imp::{
+    grow_pipe, pipe, send_fork_request, signal_group, wait_child, Pidfd, TimerFd,
+};

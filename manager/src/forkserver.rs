@@ -1,0 +1,129 @@
+//! The fork server's manager side: starting it, asking it for workers,
+//! stopping it. The server's side, and why it exists, are in
+//! procpool-worker's `forkserver` module; the wire format is
+//! `procpool_ipc::env::FORKSERVER`.
+//!
+//! It is an optimisation only: when it cannot start (a worker program of
+//! another version, a registry that starts threads) or stops answering, the
+//! pool goes back to spawning each worker.
+
+use crate::config::Config;
+use crate::sys;
+use crate::worker::worker_command;
+use crate::Error;
+use procpool_ipc::env;
+use std::io::{self, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long the server may take to start (an exec and the program's start,
+/// on a loaded machine), and then to answer one request (a fork).
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+const FORK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running fork server: its process and our end of its socket.
+pub(crate) struct Forkserver {
+    process: Child,
+    socket: UnixStream,
+    /// The greeting's bytes read so far; it is used once all have come.
+    greeting: Vec<u8>,
+    started: Instant,
+}
+
+impl Forkserver {
+    /// Starts the worker program as a fork server. It is not waited for:
+    /// [`ready`](Self::ready) says when it has greeted.
+    pub(crate) fn start(config: &Config) -> Result<Self, Error> {
+        let (socket, theirs) = UnixStream::pair()
+            .map_err(|e| Error::Spawn(format!("cannot make the fork server's socket: {e}")))?;
+        let (mut command, program) = worker_command(config)?;
+        command
+            .env(env::FORKSERVER, "1")
+            .stdin(Stdio::from(OwnedFd::from(theirs)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let process = command
+            .spawn()
+            .map_err(|e| Error::Spawn(format!("{} (fork server): {e}", program.display())))?;
+        // Dropped, and so killed and reaped, on any failure from here on.
+        let server = Self {
+            process,
+            socket,
+            greeting: Vec::with_capacity(env::FORKSERVER_GREETING.len()),
+            started: Instant::now(),
+        };
+        server
+            .socket
+            .set_nonblocking(true)
+            .map_err(|e| Error::Spawn(format!("the fork server's socket: {e}")))?;
+        Ok(server)
+    }
+
+    /// Whether it has greeted, reading what has come of the greeting
+    /// without waiting. An error when it said something else, ended, or has
+    /// not greeted within [`START_TIMEOUT`]: it is no use then.
+    pub(crate) fn ready(&mut self) -> io::Result<bool> {
+        let expected = env::FORKSERVER_GREETING;
+        while self.greeting.len() < expected.len() {
+            let mut byte = [0u8; 8];
+            let want = expected.len() - self.greeting.len();
+            match self.socket.read(&mut byte[..want]) {
+                Ok(0) => return Err(io::Error::other("it exited before greeting")),
+                Ok(n) => self.greeting.extend_from_slice(&byte[..n]),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if self.started.elapsed() > START_TIMEOUT {
+                        return Err(io::Error::other("it did not greet in time"));
+                    }
+                    return Ok(false);
+                }
+                Err(e) => return Err(e),
+            }
+            if self.greeting.len() == expected.len() {
+                if self.greeting != expected {
+                    return Err(io::Error::other(format!(
+                        "it is no fork server of this version (it greeted {:?})",
+                        self.greeting
+                    )));
+                }
+                self.socket.set_nonblocking(false)?;
+                self.socket.set_read_timeout(Some(FORK_TIMEOUT))?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// Asks for a worker on the given pipe ends (call read end, result write
+    /// end); returns its pid. The worker is our child. Only once
+    /// [`ready`](Self::ready).
+    pub(crate) fn fork(&mut self, serial: u64, fds: [&OwnedFd; 2]) -> io::Result<u32> {
+        sys::send_fork_request(&self.socket, serial, fds)?;
+        let mut answer = [0u8; 8];
+        self.socket.read_exact(&mut answer)?;
+        let [p0, p1, p2, p3, e0, e1, e2, e3] = answer;
+        match (
+            u32::from_le_bytes([p0, p1, p2, p3]),
+            i32::from_le_bytes([e0, e1, e2, e3]),
+        ) {
+            (0, errno) => Err(io::Error::from_raw_os_error(errno)),
+            (pid, _) => Ok(pid),
+        }
+    }
+
+    /// The server's pid.
+    pub(crate) fn pid(&self) -> u32 {
+        self.process.id()
+    }
+}
+
+impl Drop for Forkserver {
+    fn drop(&mut self) {
+        // It holds nothing worth a grace period; the workers it forked are in
+        // groups of their own and are not touched.
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+    }
+}
