@@ -132,6 +132,18 @@ fn no_fd_thread_or_process_outlives_a_pool_in_any_scenario() {
     }
     assert_clean("crashes", baseline, SOON);
 
+    // Replacements forked by the fork server: it and its forks go too.
+    {
+        let pool = util::pool(1);
+        assert_eq!(pool.submit(SQUARE, 2).unwrap().result(Some(SOON)), Ok(4));
+        util::wait_until(SOON, "a forked worker", || {
+            let _ = pool.submit(KILL_SELF, ()).unwrap().result(Some(SOON));
+            assert_eq!(pool.submit(SQUARE, 2).unwrap().result(Some(SOON)), Ok(4));
+            pool.stats().workers_forked >= 1
+        });
+    }
+    assert_clean("forked replacements", baseline, SOON);
+
     // shutdown(wait = false) with running tasks, then the futures, then drop:
     // the manager thread finishes on its own.
     {

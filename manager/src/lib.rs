@@ -23,7 +23,10 @@
 //!                                  timers (BinaryHeap + timerfd): time limits, grace ends
 //!                                  pidfd readable: drain results, reap, settle the job,
 //!                                     requeue its window, replace the worker
-//!                                  spawner thread: starts workers while jobs are in flight
+//!                                  spawner thread: starts workers while jobs are in flight,
+//!                                     and the fork server after the first result;
+//!                                     a new worker is then a fork of it (SCM_RIGHTS
+//!                                     pipes in, pid out), else a spawn + exec
 //! ```
 //!
 //! Waiting: each role (manager, worker, caller) spins for a short budget,

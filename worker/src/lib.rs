@@ -30,6 +30,12 @@
 //! worker serves on. The worker asks for SIGKILL when its parent dies
 //! (`PR_SET_PDEATHSIG`), and exits when its call channel closes.
 //!
+//! The same entry points also serve as the pool's fork server (the
+//! `forkserver` module): a copy of the program that has started and built
+//! its registry, and forks a worker per request, so that replacing a worker
+//! costs a fork rather than a spawn and exec. Each fork then runs exactly the
+//! loop above on the pipes that came with the request.
+//!
 //! # Example
 //!
 //! ```no_run
