@@ -108,3 +108,69 @@ fn with_the_fork_server_off_every_worker_is_spawned() {
     assert_eq!(stats.workers_forked, 0);
     assert!(stats.workers_started >= 4, "{stats:?}");
 }
+
+/// The processes of the pool tagged `tag` that carry the fork server's
+/// variable in their environment, but for `workers`: its fork server (the
+/// workers it forked carry the variable too, in the environment block they
+/// inherited).
+fn forkserver_pids(tag: &str, workers: &[u32]) -> Vec<u32> {
+    util::tagged_processes(tag)
+        .into_iter()
+        .filter(|pid| !workers.contains(pid))
+        .filter(|&pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|&b| b == 0)
+                    .any(|v| v.starts_with(b"PROCPOOL_FORKSERVER="))
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_fork_server_killed_from_outside_is_dropped_and_workers_are_spawned() {
+    let pool = util::tagged(util::builder(1), "killed-server")
+        .build()
+        .unwrap();
+    let worker = forked_worker(&pool);
+    let servers = forkserver_pids("killed-server", &[worker]);
+    assert_eq!(servers.len(), 1, "one fork server: {servers:?}");
+    util::kill_9(servers[0]);
+    let forked = pool.stats().workers_forked;
+    for _ in 0..3 {
+        let _ = pool.submit(KILL_SELF, ()).unwrap().result(Some(SOON));
+        assert_eq!(pool.submit(SQUARE, 4).unwrap().result(Some(SOON)), Ok(16));
+    }
+    assert_eq!(
+        pool.stats().workers_forked,
+        forked,
+        "no fork after its death"
+    );
+    util::assert_gone_within(&servers, SOON);
+}
+
+#[test]
+fn a_program_that_is_no_fork_server_gets_its_workers_spawned() {
+    // The program runs the test worker without the fork server variable, as
+    // a build of another procpool version would ignore it: what answers on
+    // the socket is a worker's Hello, not the greeting.
+    let pool = util::tagged(Pool::builder(), "no-server")
+        .max_workers(1)
+        .worker_program("/bin/sh")
+        .worker_args([
+            "-c".to_owned(),
+            format!("exec env -u PROCPOOL_FORKSERVER {}", util::WORKER),
+        ])
+        .build()
+        .unwrap();
+    for _ in 0..4 {
+        assert_eq!(pool.submit(SQUARE, 6).unwrap().result(Some(SOON)), Ok(36));
+        let _ = pool.submit(KILL_SELF, ()).unwrap().result(Some(SOON));
+    }
+    assert_eq!(pool.submit(SQUARE, 7).unwrap().result(Some(SOON)), Ok(49));
+    assert_eq!(pool.stats().workers_forked, 0);
+    let worker = pool.submit(GETPID, ()).unwrap().result(Some(SOON)).unwrap();
+    // The would-be server was stopped and reaped: only the worker is left.
+    util::wait_until(SOON, "the would-be fork server gone", || {
+        util::tagged_processes("no-server") == [worker]
+    });
+}

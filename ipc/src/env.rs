@@ -21,8 +21,8 @@ pub const MAX_TASKS: &str = "PROCPOOL_MAX_TASKS";
 pub const MAX_FRAME_LEN: &str = "PROCPOOL_MAX_FRAME_LEN";
 /// Set (to `1`) alongside [`WORKER`] for a fork server: a process the
 /// manager keeps to fork new workers from, so that a replacement costs a
-/// `fork`, not a `spawn` + `exec` of the program. Its stdin is a Unix
-/// socket: it first writes [`FORKSERVER_GREETING`]; each request is 8 bytes
+/// `fork`, not a `spawn` + `exec` of the program. Its stdin and stdout are
+/// one Unix socket: it first writes [`FORKSERVER_GREETING`]; each request is 8 bytes
 /// (a serial number, little-endian) carrying two fds (`SCM_RIGHTS`: the new
 /// worker's call pipe, read end, and result pipe, write end); each answer is
 /// 8 bytes, the new worker's pid (`u32` LE, 0 when the fork failed) and an

@@ -38,11 +38,17 @@ impl Forkserver {
     pub(crate) fn start(config: &Config) -> Result<Self, Error> {
         let (socket, theirs) = UnixStream::pair()
             .map_err(|e| Error::Spawn(format!("cannot make the fork server's socket: {e}")))?;
+        // The socket is its stdout too: a program that is no fork server (of
+        // another procpool version) answers with a worker's Hello there, and
+        // is found out at once rather than after the start timeout.
+        let theirs_out = theirs
+            .try_clone()
+            .map_err(|e| Error::Spawn(format!("cannot make the fork server's socket: {e}")))?;
         let (mut command, program) = worker_command(config)?;
         command
             .env(env::FORKSERVER, "1")
             .stdin(Stdio::from(OwnedFd::from(theirs)))
-            .stdout(Stdio::null())
+            .stdout(Stdio::from(OwnedFd::from(theirs_out)))
             .stderr(Stdio::inherit());
         let process = command
             .spawn()

@@ -53,22 +53,16 @@ impl Spawner {
         let thread = std::thread::Builder::new()
             .name("procpool-spawn".into())
             .spawn(move || {
-                for request in inbox {
+                while let Ok(request) = inbox.recv() {
                     match request {
                         SpawnRequest::Worker(serial) => {
-                            let started = start_worker(&shared, &config, serial);
-                            shared.spawned.lock().push(started);
-                            shared.wake();
+                            serve_worker_request(&shared, &config, serial);
                         }
-                        SpawnRequest::Forkserver => match Forkserver::start(&config) {
-                            Ok(server) => {
-                                log::debug!("procpool: fork server {} is ready", server.pid());
-                                *shared.forkserver.lock() = Some(server);
+                        SpawnRequest::Forkserver => {
+                            if !start_forkserver(&shared, &config, &inbox) {
+                                return;
                             }
-                            Err(e) => {
-                                log::info!("procpool: no fork server, workers will be spawned: {e}")
-                            }
-                        },
+                        }
                     }
                 }
             })?;
@@ -97,6 +91,52 @@ impl Spawner {
         self.requests = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+fn serve_worker_request(shared: &Shared, config: &Config, serial: u64) {
+    let started = start_worker(shared, config, serial);
+    shared.spawned.lock().push(started);
+    shared.wake();
+}
+
+/// Starts the fork server and waits for its greeting, serving the worker
+/// requests that come meanwhile (by spawning); it is then shared with the
+/// manager thread. A server that does not greet properly is killed at once
+/// rather than left until a worker is needed. Returns `false` when the
+/// manager has gone.
+fn start_forkserver(
+    shared: &Shared,
+    config: &Config,
+    inbox: &mpsc::Receiver<SpawnRequest>,
+) -> bool {
+    /// How often the greeting is looked for while nothing else happens.
+    const GREETING_POLL: std::time::Duration = std::time::Duration::from_millis(1);
+    let mut server = match Forkserver::start(config) {
+        Ok(server) => server,
+        Err(e) => {
+            log::info!("procpool: no fork server, workers will be spawned: {e}");
+            return true;
+        }
+    };
+    loop {
+        match server.ready() {
+            Ok(true) => {
+                log::debug!("procpool: fork server {} is ready", server.pid());
+                *shared.forkserver.lock() = Some(server);
+                return true;
+            }
+            Ok(false) => match inbox.recv_timeout(GREETING_POLL) {
+                Ok(SpawnRequest::Worker(serial)) => serve_worker_request(shared, config, serial),
+                Ok(SpawnRequest::Forkserver) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return false,
+            },
+            Err(e) => {
+                // Dropping it kills and reaps it.
+                log::info!("procpool: no fork server, workers will be spawned: {e}");
+                return true;
+            }
         }
     }
 }
