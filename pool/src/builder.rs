@@ -120,8 +120,14 @@ impl PoolBuilder {
     /// replaced by a fork (a fraction of a millisecond) rather than a spawn
     /// and exec of the program (a millisecond or more). It starts after the
     /// pool's first result, costs one process, and the pool falls back to
-    /// spawning when it cannot start or fails. Default true. It needs the
-    /// worker's registry not to start threads.
+    /// spawning when it cannot start or fails. Default true.
+    ///
+    /// The fork server builds the registry once and its forks inherit it, so
+    /// what building the registry opens (a connection, a file) would be
+    /// shared by the forked workers: per-worker resources belong in the
+    /// [`initializer`](Self::initializer), which every worker runs itself.
+    /// Building the registry must not start threads (a fork server with
+    /// threads refuses to serve, and workers are spawned).
     pub fn fork_server(mut self, enabled: bool) -> Self {
         self.config.forkserver = enabled;
         self

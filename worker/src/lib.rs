@@ -90,9 +90,11 @@ pub fn stop_requested() -> bool {
 ///
 /// The pool may start the program as a fork server instead (see
 /// `procpool_ipc::env::FORKSERVER`): `registry` is then built once, in that
-/// process, and each worker forked from it inherits it. It must not start
-/// threads: a fork server with more than one thread refuses to serve, and the
-/// pool spawns its workers the slow way.
+/// process, and each worker forked from it inherits it, with whatever
+/// building it opened (per-worker resources belong in the initializer, which
+/// each worker runs itself). It must not start threads: a fork server with
+/// more than one thread refuses to serve, and the pool spawns its workers
+/// the slow way.
 pub fn serve_if_worker<F: FnOnce() -> Registry>(registry: F) {
     if Config::is_worker() {
         serve(registry());
