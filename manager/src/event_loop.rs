@@ -599,7 +599,6 @@ impl EventLoop {
                 self.learn(job.task, ran);
                 self.complete(job, done.outcome);
                 self.head_changed(slot);
-                self.want_forkserver();
             }
             FromWorker::Exiting(reason) => {
                 w.orderly_exit = true;
@@ -1060,11 +1059,17 @@ impl EventLoop {
     /// Starts a worker: here when no job is in flight (nothing waits on this
     /// thread, and a hop to the spawner would only add a wake-up), else on
     /// the spawner thread so that the other workers' results are not held up
-    /// for the millisecond a start takes. Both threads live as long as the
-    /// pool, as the workers' parent-death signal needs.
+    /// for the millisecond a start takes. The pool's first start also starts
+    /// the fork server; while that is on its way, later workers wait for it
+    /// on the spawner thread (a fork then is about as quick as a spawn, and
+    /// makes a smaller worker). Both threads live as long as the pool, as the
+    /// workers' parent-death signal needs.
     fn spawn(&mut self) -> Result<(), Error> {
         self.next_serial += 1;
-        if self.in_flight_total() == 0 {
+        let first = !self.forkserver_requested;
+        self.want_forkserver();
+        let server_coming = self.shared.forkserver_starting.load(Ordering::Acquire);
+        if self.in_flight_total() == 0 && (first || !server_coming) {
             let w = crate::spawner::start_worker(&self.shared, &self.config, self.next_serial)?;
             return self.install(w);
         }
@@ -1074,17 +1079,23 @@ impl EventLoop {
         Ok(())
     }
 
-    /// Has the spawner start the fork server, once: after the pool's first
-    /// result, so that its start does not compete with the first worker's.
+    /// Has the spawner start the fork server, once, with the pool's first
+    /// worker.
     fn want_forkserver(&mut self) {
         if self.forkserver_requested || !self.config.forkserver || self.shutting_down {
             return;
         }
         self.forkserver_requested = true;
+        self.shared
+            .forkserver_starting
+            .store(true, Ordering::Release);
         if let Err(e) = self
             .spawner
             .request(crate::spawner::SpawnRequest::Forkserver)
         {
+            self.shared
+                .forkserver_starting
+                .store(false, Ordering::Release);
             log::info!("procpool: no fork server: {e}");
         }
     }

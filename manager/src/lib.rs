@@ -24,7 +24,7 @@
 //!                                  pidfd readable: drain results, reap, settle the job,
 //!                                     requeue its window, replace the worker
 //!                                  spawner thread: starts workers while jobs are in flight,
-//!                                     and the fork server after the first result;
+//!                                     and the fork server with the first worker;
 //!                                     a new worker is then a fork of it (SCM_RIGHTS
 //!                                     pipes in, pid out), else a spawn + exec
 //! ```

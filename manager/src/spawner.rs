@@ -101,11 +101,11 @@ fn serve_worker_request(shared: &Shared, config: &Config, serial: u64) {
     shared.wake();
 }
 
-/// Starts the fork server and waits for its greeting, serving the worker
-/// requests that come meanwhile (by spawning); it is then shared with the
-/// manager thread. A server that does not greet properly is killed at once
-/// rather than left until a worker is needed. Returns `false` when the
-/// manager has gone.
+/// Starts the fork server and waits for its greeting; it is then shared
+/// with the manager thread. The worker requests that come meanwhile wait for
+/// it too (a fork after its start is about as quick as a spawn now), and are
+/// spawned if it fails. A server that does not greet properly is killed at
+/// once. Returns `false` when the manager has gone.
 fn start_forkserver(
     shared: &Shared,
     config: &Config,
@@ -113,32 +113,40 @@ fn start_forkserver(
 ) -> bool {
     /// How often the greeting is looked for while nothing else happens.
     const GREETING_POLL: std::time::Duration = std::time::Duration::from_millis(1);
-    let mut server = match Forkserver::start(config) {
-        Ok(server) => server,
-        Err(e) => {
-            log::info!("procpool: no fork server, workers will be spawned: {e}");
-            return true;
-        }
-    };
-    loop {
-        match server.ready() {
-            Ok(true) => {
-                log::debug!("procpool: fork server {} is ready", server.pid());
-                *shared.forkserver.lock() = Some(server);
-                return true;
+    let mut waiting = Vec::new();
+    let mut manager_gone = false;
+    match Forkserver::start(config) {
+        Ok(mut server) => loop {
+            match server.ready() {
+                Ok(true) => {
+                    log::debug!("procpool: fork server {} is ready", server.pid());
+                    *shared.forkserver.lock() = Some(server);
+                    break;
+                }
+                Ok(false) => match inbox.recv_timeout(GREETING_POLL) {
+                    Ok(SpawnRequest::Worker(serial)) => waiting.push(serial),
+                    Ok(SpawnRequest::Forkserver) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        manager_gone = true;
+                        break;
+                    }
+                },
+                Err(e) => {
+                    // Dropping it kills and reaps it.
+                    log::info!("procpool: no fork server, workers will be spawned: {e}");
+                    break;
+                }
             }
-            Ok(false) => match inbox.recv_timeout(GREETING_POLL) {
-                Ok(SpawnRequest::Worker(serial)) => serve_worker_request(shared, config, serial),
-                Ok(SpawnRequest::Forkserver) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-                Err(mpsc::RecvTimeoutError::Disconnected) => return false,
-            },
-            Err(e) => {
-                // Dropping it kills and reaps it.
-                log::info!("procpool: no fork server, workers will be spawned: {e}");
-                return true;
-            }
-        }
+        },
+        Err(e) => log::info!("procpool: no fork server, workers will be spawned: {e}"),
     }
+    shared
+        .forkserver_starting
+        .store(false, std::sync::atomic::Ordering::Release);
+    for serial in waiting {
+        serve_worker_request(shared, config, serial);
+    }
+    !manager_gone
 }
 
 /// Starts a worker: forked by the fork server when there is one, else
