@@ -1,6 +1,63 @@
 //! The worker program of the conformance tests: every task of
 //! `procpool_conformance::tasks`, served on stdin/stdout.
+//!
+//! `procpool-test-worker --host-pool` is a pool's parent instead, for the
+//! tests that kill a pool's whole process: it starts a pool of two of these
+//! workers, has one killed so that its replacement is forked by the fork
+//! server, keeps both busy, prints `workers PID PID` (once both run) and
+//! `forked N`, and waits to be killed.
+
+use procpool_conformance::tasks::{GETPID, KILL_SELF, PID_FILE_SLEEP};
+use std::time::Duration;
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--host-pool") {
+        host_pool();
+    }
     procpool::serve(procpool_conformance::registry());
+}
+
+fn host_pool() -> ! {
+    let exe = std::env::current_exe().expect("the test worker's path");
+    let pool = procpool::Pool::builder()
+        .max_workers(2)
+        .worker_program(exe)
+        .build()
+        .expect("a pool starts");
+    let soon = Some(Duration::from_secs(10));
+    for _ in 0..50 {
+        let _ = pool.submit(KILL_SELF, ()).and_then(|f| f.result(soon));
+        let _ = pool.submit(GETPID, ()).and_then(|f| f.result(soon));
+        if pool.stats().workers_forked >= 1 {
+            break;
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("procpool-host-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temporary folder");
+    let busy: Vec<_> = (0..2)
+        .map(|i| {
+            let file = dir.join(i.to_string()).to_string_lossy().into_owned();
+            let future = pool
+                .submit(PID_FILE_SLEEP, (file.clone(), 600_000))
+                .expect("submit");
+            (file, future)
+        })
+        .collect();
+    let pids: Vec<String> = busy
+        .iter()
+        .map(|(file, _)| loop {
+            if let Ok(pid) = std::fs::read_to_string(file) {
+                if !pid.is_empty() {
+                    break pid;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    println!("workers {}", pids.join(" "));
+    println!("forked {}", pool.stats().workers_forked);
+    loop {
+        std::thread::park();
+    }
 }

@@ -1,0 +1,114 @@
+//! No process of a pool outlives the process that made it, fork server
+//! included: a host process (`procpool-test-worker --host-pool`) runs a pool
+//! of two busy workers, one of them forked by the fork server, and is
+//! SIGKILLed, so that nothing of the pool gets to shut down. The parent-death
+//! signal must then take down the two workers and the fork server within
+//! seconds.
+//!
+//! The test process makes itself a child subreaper (a process-global change,
+//! hence this file of its own), so the orphans become its children: it can
+//! reap them, leave no zombie behind, and check that SIGKILL ended them.
+
+mod util;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The children of `parent` (from `/proc/*/stat`).
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rfind(')')
+                    .and_then(|end| stat[end + 2..].split_whitespace().nth(1)?.parse().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
+/// Waits for `pid` (our child now, as subreaper) to end and reaps it: the
+/// signal that killed it, or `None` when it exited or still ran at the
+/// deadline (then it is killed and reaped).
+fn reap_within(pid: u32, within: Duration) -> Option<libc::c_int> {
+    let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
+    let deadline = Instant::now() + within;
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid writes only to `status`, a valid c_int.
+        let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        assert!(
+            reaped >= 0,
+            "waitpid {pid}: {}",
+            std::io::Error::last_os_error()
+        );
+        if reaped == pid {
+            return libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status));
+        }
+        if Instant::now() > deadline {
+            // SAFETY: kill only sends a signal; the pid is our unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            // SAFETY: as above.
+            unsafe { libc::waitpid(pid, &mut status, 0) };
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn killing_a_pools_process_takes_its_workers_and_fork_server_along() {
+    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) changes only this process's own
+    // attribute.
+    let ret = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+    assert_eq!(ret, 0, "prctl: {}", std::io::Error::last_os_error());
+    let mut host = Command::new(util::WORKER)
+        .arg("--host-pool")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the host starts");
+    let host_pid = host.id();
+    let mut lines = BufReader::new(host.stdout.take().expect("piped")).lines();
+    let mut next_line = || lines.next().expect("a line from the host").expect("text");
+    let workers: Vec<u32> = next_line()
+        .strip_prefix("workers ")
+        .expect("the workers' pids")
+        .split_whitespace()
+        .map(|p| p.parse().expect("a pid"))
+        .collect();
+    let forked: u64 = next_line()
+        .strip_prefix("forked ")
+        .and_then(|n| n.parse().ok())
+        .expect("the forked count");
+    assert_eq!(workers.len(), 2);
+    assert!(forked >= 1, "a worker was forked by the fork server");
+    let children = children_of(host_pid);
+    for w in &workers {
+        assert!(
+            children.contains(w),
+            "worker {w} is the host's child: {children:?}"
+        );
+    }
+    let others: Vec<u32> = children
+        .into_iter()
+        .filter(|c| !workers.contains(c))
+        .collect();
+    assert_eq!(
+        others.len(),
+        1,
+        "one more child, the fork server: {others:?}"
+    );
+
+    host.kill().expect("SIGKILL to the host");
+    host.wait().expect("the host reaped");
+    for pid in workers.iter().chain(&others) {
+        assert_eq!(
+            reap_within(*pid, Duration::from_secs(10)),
+            Some(libc::SIGKILL),
+            "process {pid} of the killed host's pool was not killed within 10 s"
+        );
+    }
+}
