@@ -139,7 +139,8 @@ pub(crate) struct EventLoop {
     cpus: usize,
     /// The inbox's commands are swapped into this reused buffer.
     commands: VecDeque<Command>,
-    forkserver_requested: bool,
+    /// Whether the pool's first start (which tries the fork server) is done.
+    forkserver_tried: bool,
 }
 
 impl EventLoop {
@@ -172,7 +173,7 @@ impl EventLoop {
             spawning: 0,
             quiet_since: None,
             quiet_gap: Duration::MAX,
-            forkserver_requested: false,
+            forkserver_tried: false,
         }
     }
 
@@ -1059,44 +1060,60 @@ impl EventLoop {
     /// Starts a worker: here when no job is in flight (nothing waits on this
     /// thread, and a hop to the spawner would only add a wake-up), else on
     /// the spawner thread so that the other workers' results are not held up
-    /// for the millisecond a start takes. The pool's first start also starts
-    /// the fork server; while that is on its way, later workers wait for it
-    /// on the spawner thread (a fork then is about as quick as a spawn, and
-    /// makes a smaller worker). Both threads live as long as the pool, as the
-    /// workers' parent-death signal needs.
+    /// for the millisecond a start takes. The pool's first start starts the
+    /// fork server and forks the first worker from it ([`first_fork`]), so
+    /// that every worker is a fork. Both threads live as long as the pool, as
+    /// the workers' parent-death signal needs.
+    ///
+    /// [`first_fork`]: Self::first_fork
     fn spawn(&mut self) -> Result<(), Error> {
         self.next_serial += 1;
-        let first = !self.forkserver_requested;
-        self.want_forkserver();
-        let server_coming = self.shared.forkserver_starting.load(Ordering::Acquire);
-        if self.in_flight_total() == 0 && (first || !server_coming) {
+        if !self.forkserver_tried {
+            self.forkserver_tried = true;
+            if let Some(w) = self.first_fork() {
+                return self.install(w);
+            }
+        }
+        if self.in_flight_total() == 0 {
             let w = crate::spawner::start_worker(&self.shared, &self.config, self.next_serial)?;
             return self.install(w);
         }
         self.spawner
-            .request(crate::spawner::SpawnRequest::Worker(self.next_serial))?;
+            .request(crate::spawner::SpawnRequest(self.next_serial))?;
         self.spawning += 1;
         Ok(())
     }
 
-    /// Has the spawner start the fork server, once, with the pool's first
-    /// worker.
-    fn want_forkserver(&mut self) {
-        if self.forkserver_requested || !self.config.forkserver || self.shutting_down {
-            return;
+    /// Starts the fork server and forks the pool's first worker from it: the
+    /// request is sent at once and found by the server when it first reads,
+    /// so the first worker comes a fork (~0.1 ms) later than a spawned one
+    /// would, and, like every fork, maps only the code it runs (a spawned
+    /// worker keeps what its program's start touched: about a third more
+    /// resident memory). This waits for the server's start on this thread;
+    /// nothing is in flight yet. `None` (and workers are spawned) when the
+    /// server is off or fails.
+    fn first_fork(&mut self) -> Option<Worker> {
+        if !self.config.forkserver || self.shutting_down {
+            return None;
         }
-        self.forkserver_requested = true;
-        self.shared
-            .forkserver_starting
-            .store(true, Ordering::Release);
-        if let Err(e) = self
-            .spawner
-            .request(crate::spawner::SpawnRequest::Forkserver)
-        {
-            self.shared
-                .forkserver_starting
-                .store(false, Ordering::Release);
-            log::info!("procpool: no fork server: {e}");
+        let mut server = match crate::forkserver::Forkserver::start(&self.config) {
+            Ok(server) => server,
+            Err(e) => {
+                log::info!("procpool: no fork server, workers will be spawned: {e}");
+                return None;
+            }
+        };
+        match Worker::fork(&mut server, &self.config, self.next_serial) {
+            Ok(w) => {
+                log::debug!("procpool: fork server {} is ready", server.pid());
+                *self.shared.forkserver.lock() = Some(server);
+                Some(w)
+            }
+            Err(e) => {
+                // Dropping the server kills and reaps it.
+                log::info!("procpool: no fork server, workers will be spawned: {e}");
+                None
+            }
         }
     }
 

@@ -34,7 +34,8 @@ pub(crate) struct Forkserver {
 
 impl Forkserver {
     /// Starts the worker program as a fork server. It is not waited for:
-    /// [`ready`](Self::ready) says when it has greeted.
+    /// [`ready`](Self::ready) says whether it has greeted, and the first
+    /// [`fork`](Self::fork) waits.
     pub(crate) fn start(config: &Config) -> Result<Self, Error> {
         let (socket, theirs) = UnixStream::pair()
             .map_err(|e| Error::Spawn(format!("cannot make the fork server's socket: {e}")))?;
@@ -88,24 +89,48 @@ impl Forkserver {
                 Err(e) => return Err(e),
             }
             if self.greeting.len() == expected.len() {
-                if self.greeting != expected {
-                    return Err(io::Error::other(format!(
-                        "it is no fork server of this version (it greeted {:?})",
-                        self.greeting
-                    )));
-                }
-                self.socket.set_nonblocking(false)?;
-                self.socket.set_read_timeout(Some(FORK_TIMEOUT))?;
+                self.check_greeting()?;
             }
         }
         Ok(true)
     }
 
+    /// Waits for the greeting (the rest of [`START_TIMEOUT`] at most).
+    fn await_greeting(&mut self) -> io::Result<()> {
+        if self.greeting.len() == env::FORKSERVER_GREETING.len() {
+            return Ok(());
+        }
+        let left = START_TIMEOUT
+            .saturating_sub(self.started.elapsed())
+            .max(Duration::from_millis(1));
+        self.socket.set_nonblocking(false)?;
+        self.socket.set_read_timeout(Some(left))?;
+        let mut rest = vec![0u8; env::FORKSERVER_GREETING.len() - self.greeting.len()];
+        self.socket.read_exact(&mut rest)?;
+        self.greeting.extend_from_slice(&rest);
+        self.check_greeting()
+    }
+
+    /// Once the greeting has come whole: refuses a wrong one, and sets the
+    /// socket up for requests (blocking reads, bounded by [`FORK_TIMEOUT`]).
+    fn check_greeting(&mut self) -> io::Result<()> {
+        if self.greeting != env::FORKSERVER_GREETING {
+            return Err(io::Error::other(format!(
+                "it is no fork server of this version (it greeted {:?})",
+                self.greeting
+            )));
+        }
+        self.socket.set_nonblocking(false)?;
+        self.socket.set_read_timeout(Some(FORK_TIMEOUT))
+    }
+
     /// Asks for a worker on the given pipe ends (call read end, result write
-    /// end); returns its pid. The worker is our child. Only once
-    /// [`ready`](Self::ready).
+    /// end); returns its pid. The worker is our child. A server still
+    /// starting gets the request at once (it finds it when it first reads)
+    /// and is waited for.
     pub(crate) fn fork(&mut self, serial: u64, fds: [&OwnedFd; 2]) -> io::Result<u32> {
         sys::send_fork_request(&self.socket, serial, fds)?;
+        self.await_greeting()?;
         let mut answer = [0u8; 8];
         self.socket.read_exact(&mut answer)?;
         let [p0, p1, p2, p3, e0, e1, e2, e3] = answer;

@@ -56,9 +56,6 @@ pub(crate) struct Shared {
     /// The fork server, once the spawner thread has started it; both
     /// threads fork workers from it.
     pub(crate) forkserver: Mutex<Option<crate::forkserver::Forkserver>>,
-    /// Set while the fork server is asked for and has neither greeted nor
-    /// failed.
-    pub(crate) forkserver_starting: AtomicBool,
 }
 
 impl Shared {
@@ -187,7 +184,6 @@ impl Manager {
             stats: Counters::default(),
             spawned: Mutex::new(Vec::new()),
             forkserver: Mutex::new(None),
-            forkserver_starting: AtomicBool::new(false),
         });
         let max_workers = config.max_workers.max(1);
         let spin = config.spin;

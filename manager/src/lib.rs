@@ -23,10 +23,10 @@
 //!                                  timers (BinaryHeap + timerfd): time limits, grace ends
 //!                                  pidfd readable: drain results, reap, settle the job,
 //!                                     requeue its window, replace the worker
-//!                                  spawner thread: starts workers while jobs are in flight,
-//!                                     and the fork server with the first worker;
-//!                                     a new worker is then a fork of it (SCM_RIGHTS
-//!                                     pipes in, pid out), else a spawn + exec
+//!                                  fork server (started with the first worker): each
+//!                                     worker is a fork of it (SCM_RIGHTS pipes in,
+//!                                     pid out), else a spawn + exec; the spawner
+//!                                     thread starts workers while jobs are in flight
 //! ```
 //!
 //! Waiting: each role (manager, worker, caller) spins for a short budget,

@@ -4,15 +4,15 @@
 //! waits, to report a failed exec), a millisecond or more for a large
 //! program; on the manager thread that would hold up every other worker's
 //! results. The spawner does it instead and hands each new worker back
-//! through the manager's wake-up channel. It also starts the fork server,
-//! after which a new worker is a fork away ([`start_worker`]). It starts
+//! through the manager's wake-up channel; with a fork server (which the
+//! manager thread starts), a new worker is a fork away ([`start_worker`]).
+//! It starts
 //! with the first request (a thread start is a good part of a pool's
 //! start-up) and then lives as long as the manager: a worker's parent-death
 //! signal fires when the *thread* that spawned it (or the fork server it came
 //! from) exits (`PR_SET_PDEATHSIG`, prctl(2)).
 
 use crate::config::Config;
-use crate::forkserver::Forkserver;
 use crate::handle::Shared;
 use crate::worker::Worker;
 use crate::Error;
@@ -20,13 +20,8 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-/// What the spawner thread is asked to do.
-pub(crate) enum SpawnRequest {
-    /// Start a worker with this serial number.
-    Worker(u64),
-    /// Start the fork server.
-    Forkserver,
-}
+/// A request to start a worker with this serial number.
+pub(crate) struct SpawnRequest(pub(crate) u64);
 
 pub(crate) struct Spawner {
     /// What the thread needs, until it starts.
@@ -53,17 +48,8 @@ impl Spawner {
         let thread = std::thread::Builder::new()
             .name("procpool-spawn".into())
             .spawn(move || {
-                while let Ok(request) = inbox.recv() {
-                    match request {
-                        SpawnRequest::Worker(serial) => {
-                            serve_worker_request(&shared, &config, serial);
-                        }
-                        SpawnRequest::Forkserver => {
-                            if !start_forkserver(&shared, &config, &inbox) {
-                                return;
-                            }
-                        }
-                    }
+                while let Ok(SpawnRequest(serial)) = inbox.recv() {
+                    serve_worker_request(&shared, &config, serial);
                 }
             })?;
         self.requests = Some(requests);
@@ -71,8 +57,7 @@ impl Spawner {
         Ok(())
     }
 
-    /// Asks for `request`; a worker arrives in `Shared::spawned`, the fork
-    /// server in `Shared::forkserver`.
+    /// Asks for `request`; the worker arrives in `Shared::spawned`.
     ///
     /// # Errors
     /// When the spawner thread cannot start or is gone.
@@ -99,54 +84,6 @@ fn serve_worker_request(shared: &Shared, config: &Config, serial: u64) {
     let started = start_worker(shared, config, serial);
     shared.spawned.lock().push(started);
     shared.wake();
-}
-
-/// Starts the fork server and waits for its greeting; it is then shared
-/// with the manager thread. The worker requests that come meanwhile wait for
-/// it too (a fork after its start is about as quick as a spawn now), and are
-/// spawned if it fails. A server that does not greet properly is killed at
-/// once. Returns `false` when the manager has gone.
-fn start_forkserver(
-    shared: &Shared,
-    config: &Config,
-    inbox: &mpsc::Receiver<SpawnRequest>,
-) -> bool {
-    /// How often the greeting is looked for while nothing else happens.
-    const GREETING_POLL: std::time::Duration = std::time::Duration::from_millis(1);
-    let mut waiting = Vec::new();
-    let mut manager_gone = false;
-    match Forkserver::start(config) {
-        Ok(mut server) => loop {
-            match server.ready() {
-                Ok(true) => {
-                    log::debug!("procpool: fork server {} is ready", server.pid());
-                    *shared.forkserver.lock() = Some(server);
-                    break;
-                }
-                Ok(false) => match inbox.recv_timeout(GREETING_POLL) {
-                    Ok(SpawnRequest::Worker(serial)) => waiting.push(serial),
-                    Ok(SpawnRequest::Forkserver) | Err(mpsc::RecvTimeoutError::Timeout) => {}
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        manager_gone = true;
-                        break;
-                    }
-                },
-                Err(e) => {
-                    // Dropping it kills and reaps it.
-                    log::info!("procpool: no fork server, workers will be spawned: {e}");
-                    break;
-                }
-            }
-        },
-        Err(e) => log::info!("procpool: no fork server, workers will be spawned: {e}"),
-    }
-    shared
-        .forkserver_starting
-        .store(false, std::sync::atomic::Ordering::Release);
-    for serial in waiting {
-        serve_worker_request(shared, config, serial);
-    }
-    !manager_gone
 }
 
 /// Starts a worker: forked by the fork server when there is one, else
