@@ -196,8 +196,15 @@ fn main() -> Result<(), Error> {
 
     let stats = pool.stats();
     println!(
-        "stats: {} finished, {} failed, {} cancelled, {} timed out, {} workers started, {} replaced",
-        stats.finished, stats.failed, stats.cancelled, stats.timed_out, stats.workers_started, stats.workers_replaced
+        "stats: {} finished, {} failed, {} cancelled, {} timed out, {} workers started \
+         ({} of them forked by the fork server), {} replaced",
+        stats.finished,
+        stats.failed,
+        stats.cancelled,
+        stats.timed_out,
+        stats.workers_started,
+        stats.workers_forked,
+        stats.workers_replaced
     );
     let t0 = Instant::now();
     drop(pool);
