@@ -59,19 +59,32 @@ fn reap_within(pid: u32, within: Duration) -> Option<libc::c_int> {
     }
 }
 
+/// The host process, SIGKILLed and reaped if the test fails before it does
+/// so itself.
+struct Host(std::process::Child);
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn killing_a_pools_process_takes_its_workers_and_fork_server_along() {
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) changes only this process's own
     // attribute.
     let ret = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
     assert_eq!(ret, 0, "prctl: {}", std::io::Error::last_os_error());
-    let mut host = Command::new(util::WORKER)
-        .arg("--host-pool")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the host starts");
-    let host_pid = host.id();
-    let mut lines = BufReader::new(host.stdout.take().expect("piped")).lines();
+    let mut host = Host(
+        Command::new(util::WORKER)
+            .arg("--host-pool")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the host starts"),
+    );
+    let host_pid = host.0.id();
+    let mut lines = BufReader::new(host.0.stdout.take().expect("piped")).lines();
     let mut next_line = || lines.next().expect("a line from the host").expect("text");
     let workers: Vec<u32> = next_line()
         .strip_prefix("workers ")
@@ -102,8 +115,8 @@ fn killing_a_pools_process_takes_its_workers_and_fork_server_along() {
         "one more child, the fork server: {others:?}"
     );
 
-    host.kill().expect("SIGKILL to the host");
-    host.wait().expect("the host reaped");
+    host.0.kill().expect("SIGKILL to the host");
+    host.0.wait().expect("the host reaped");
     for pid in workers.iter().chain(&others) {
         assert_eq!(
             reap_within(*pid, Duration::from_secs(10)),

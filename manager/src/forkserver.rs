@@ -18,9 +18,10 @@ use std::os::unix::net::UnixStream;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-/// How long the server may take to start (an exec and the program's start,
-/// on a loaded machine), and then to answer one request (a fork).
+/// How long the server may take to start: an exec and the program's start,
+/// on a loaded machine.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long it may take to answer one request (a fork).
 const FORK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running fork server: its process and our end of its socket.

@@ -35,17 +35,13 @@ pub(crate) fn serve_forks() -> Result<Child, String> {
     }
     let socket = sys::take_forkserver_socket()
         .map_err(|e| format!("cannot take the fork server's socket off stdin: {e}"))?;
+    let mut writer = &socket;
     let parent_alive = sys::die_with_parent(config.parent_pid)
         .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
     if !parent_alive {
         return Ok(Child::NotNeeded);
     }
     sys::ignore_sigint().map_err(|e| format!("cannot ignore SIGINT: {e}"))?;
-    let mut writer = std::fs::File::from(
-        socket
-            .try_clone()
-            .map_err(|e| format!("cannot duplicate the socket: {e}"))?,
-    );
     writer
         .write_all(&env::FORKSERVER_GREETING)
         .map_err(|e| format!("cannot greet the manager: {e}"))?;
@@ -58,14 +54,17 @@ pub(crate) fn serve_forks() -> Result<Child, String> {
         let (pid, errno) = match sys::fork_sibling() {
             Ok(None) => {
                 // The new worker: the socket is the server's alone.
-                drop(writer);
                 drop(socket);
                 sys::own_process_group(0)
                     .map_err(|e| format!("cannot start a process group: {e}"))?;
                 // One thread (checked above): no other reader of the
                 // environment can race this change.
                 std::env::remove_var(env::FORKSERVER);
-                return Ok(Child::Worker { calls, results });
+                return Ok(Child::Worker {
+                    config,
+                    calls,
+                    results,
+                });
             }
             Ok(Some(pid)) => {
                 // Both sides set the group, so it holds before either goes on.
@@ -88,8 +87,9 @@ pub(crate) fn serve_forks() -> Result<Child, String> {
 pub(crate) enum Child {
     /// The fork server's work is over (the manager closed the socket).
     NotNeeded,
-    /// In a forked worker: its call and result channel.
+    /// In a forked worker: its settings and its call and result channel.
     Worker {
+        config: Config,
         calls: std::fs::File,
         results: std::fs::File,
     },

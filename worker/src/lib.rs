@@ -113,9 +113,11 @@ pub fn serve_if_worker<F: FnOnce() -> Registry>(registry: F) {
 pub fn serve(registry: Registry) -> ! {
     if forkserver::is_forkserver() {
         exit_with(match forkserver::serve_forks() {
-            Ok(forkserver::Child::Worker { calls, results }) => Config::from_env()
-                .map_err(|e| e.to_string())
-                .and_then(|config| serve_on(&registry, &config, calls, results)),
+            Ok(forkserver::Child::Worker {
+                config,
+                calls,
+                results,
+            }) => serve_on(&registry, &config, calls, results),
             Ok(forkserver::Child::NotNeeded) => Ok(Ending::ChannelClosed),
             Err(message) => Err(format!("fork server: {message}")),
         });

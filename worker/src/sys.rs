@@ -137,14 +137,14 @@ impl io::Read for SpinningReader {
 
 /// The fork server's socket, taken off stdin like the worker's channel
 /// (fd 0 then reads `/dev/null`, fd 1 writes to stderr).
-pub(crate) fn take_forkserver_socket() -> io::Result<OwnedFd> {
+pub(crate) fn take_forkserver_socket() -> io::Result<File> {
     let (socket, _stdout) = take_stdio_channel()?;
-    Ok(OwnedFd::from(socket))
+    Ok(socket)
 }
 
 /// One fork request: its serial number and the new worker's channel (call
 /// pipe read end, result pipe write end). `None` at the end of the socket.
-pub(crate) fn receive_fork_request(socket: &OwnedFd) -> io::Result<Option<(u64, File, File)>> {
+pub(crate) fn receive_fork_request(socket: &File) -> io::Result<Option<(u64, File, File)>> {
     use std::os::fd::AsRawFd;
     let mut serial = [0u8; 8];
     // Room for two fds' control message, 8-byte aligned as cmsghdr needs.

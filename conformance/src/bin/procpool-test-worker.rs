@@ -5,7 +5,8 @@
 //! tests that kill a pool's whole process: it starts a pool of two of these
 //! workers, has one killed so that its replacement is forked by the fork
 //! server, keeps both busy, prints `workers PID PID` (once both run) and
-//! `forked N`, and waits to be killed.
+//! `forked N`, and waits to be killed. It exits 1, with a message, when a
+//! worker does not start its task within 20 s.
 
 use procpool_conformance::tasks::{GETPID, KILL_SELF, PID_FILE_SLEEP};
 use std::time::Duration;
@@ -43,6 +44,7 @@ fn host_pool() -> ! {
             (file, future)
         })
         .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     let pids: Vec<String> = busy
         .iter()
         .map(|(file, _)| loop {
@@ -50,6 +52,10 @@ fn host_pool() -> ! {
                 if !pid.is_empty() {
                     break pid;
                 }
+            }
+            if std::time::Instant::now() > deadline {
+                eprintln!("host-pool: a worker did not start its task within 20 s");
+                std::process::exit(1);
             }
             std::thread::sleep(Duration::from_millis(5));
         })
