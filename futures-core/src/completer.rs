@@ -96,6 +96,34 @@ impl<T, E> Completer<T, E> {
         self.complete(Phase::Error(error))
     }
 
+    /// Finishes the future with an outcome that the first thread to read it
+    /// produces: `produce` runs once, on the thread that calls
+    /// [`result`](Future::result), [`exception`](Future::exception),
+    /// [`into_result`](Future::into_result), [`with_result`](Future::with_result)
+    /// or `.await`s the future, while that thread holds the future's lock (a
+    /// second reader waits for it rather than running it again).
+    ///
+    /// This is how an executor keeps user code off its own thread: a process
+    /// pool hands over the output's bytes and the reader decodes them, so a
+    /// slow or panicking `Deserialize` costs only its own caller. Waiters are
+    /// told at once; for [`wait`](crate::wait)'s `FirstException` the
+    /// outcome does not count as an error until it has been produced.
+    ///
+    /// `produce` must not panic: catch a panic and return it as an error. If
+    /// it panics anyway, the panic is contained (reported on stderr) and the
+    /// future reads as cancelled.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidState`] if the future is already finished or cancelled;
+    /// `produce` is dropped unrun.
+    pub fn set_deferred<F>(&self, produce: F) -> Result<(), InvalidState>
+    where
+        F: FnOnce() -> Result<T, E> + Send + 'static,
+    {
+        self.complete(Phase::Deferred(Box::new(produce)))
+    }
+
     /// Ends the future as cancelled, from pending or running.
     ///
     /// An executor calls it after it stopped a running task on

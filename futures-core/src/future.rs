@@ -147,7 +147,8 @@ impl<T, E> Future<T, E> {
         T: Clone,
         E: Clone + From<Cancelled> + From<Timeout>,
     {
-        let inner = self.shared.lock_done(timeout)?;
+        let mut inner = self.shared.lock_done(timeout)?;
+        inner.resolve();
         read_cloned(&inner.phase)
     }
 
@@ -166,7 +167,8 @@ impl<T, E> Future<T, E> {
     where
         E: Clone + From<Cancelled> + From<Timeout>,
     {
-        let inner = self.shared.lock_done(timeout)?;
+        let mut inner = self.shared.lock_done(timeout)?;
+        inner.resolve();
         match &inner.phase {
             Phase::Output(_)
             | Phase::Taken {
@@ -199,7 +201,8 @@ impl<T, E> Future<T, E> {
     where
         E: From<Cancelled> + From<Timeout>,
     {
-        let inner = self.shared.lock_done(timeout)?;
+        let mut inner = self.shared.lock_done(timeout)?;
+        inner.resolve();
         match &inner.phase {
             Phase::Output(t) => Ok(f(Ok(t))),
             Phase::Error(e) | Phase::Taken { taken: e, .. } => Ok(f(Err(e))),
@@ -227,6 +230,7 @@ impl<T, E> Future<T, E> {
         E: From<Cancelled> + From<Timeout> + From<Taken>,
     {
         let mut inner = self.shared.lock_done(timeout)?;
+        inner.resolve();
         let was_error = match inner.phase {
             Phase::Output(_) => false,
             Phase::Error(_) => true,

@@ -52,6 +52,10 @@ pub(crate) type Callback<T, E> = Box<dyn FnOnce(&Future<T, E>) + Send>;
 /// The executor's way to stop a running task.
 pub(crate) type AbortHook = Box<dyn FnOnce() + Send>;
 
+/// An outcome the executor left for the reader to produce: see
+/// [`Completer::set_deferred`](crate::Completer::set_deferred).
+pub(crate) type Deferred<T, E> = Box<dyn FnOnce() -> Result<T, E> + Send>;
+
 /// The state field with its payload.
 ///
 /// | phase       | [`State`] | how it is entered                                          |
@@ -60,16 +64,20 @@ pub(crate) type AbortHook = Box<dyn FnOnce() + Send>;
 /// | `Running`   | Running   | `Completer::set_running_or_notify_cancel` from `Pending`   |
 /// | `Output(T)` | Finished  | `Completer::set_result` from `Pending` or `Running`        |
 /// | `Error(E)`  | Finished  | `Completer::set_error` from `Pending` or `Running`         |
+/// | `Deferred`  | Finished  | `Completer::set_deferred` from `Pending` or `Running`; the first reader turns it into `Output` or `Error` |
 /// | `Taken`     | Finished  | `Future::into_result` from `Output` or `Error`             |
 /// | `Cancelled` | Cancelled | `cancel`/`abort` from `Pending`; `Completer::set_cancelled` (or dropping the completer) from `Pending` or `Running` |
 ///
 /// No transition leaves `Output`, `Error` or `Cancelled` except `into_result`'s
-/// move to `Taken`, which keeps the state `Finished`.
+/// move to `Taken`, which keeps the state `Finished`; `Deferred` leaves only
+/// for `Output` or `Error`, which keeps it too.
 pub(crate) enum Phase<T, E> {
     Pending,
     Running,
     Output(T),
     Error(E),
+    /// Finished, its outcome still to be produced by the first reader.
+    Deferred(Deferred<T, E>),
     /// `into_result` moved the outcome out. `taken` is `E::from(Taken)`, which
     /// the other handles read as the error; `was_error` says what was moved.
     Taken {
@@ -84,7 +92,9 @@ impl<T, E> Phase<T, E> {
         match self {
             Phase::Pending => State::Pending,
             Phase::Running => State::Running,
-            Phase::Output(_) | Phase::Error(_) | Phase::Taken { .. } => State::Finished,
+            Phase::Output(_) | Phase::Error(_) | Phase::Deferred(_) | Phase::Taken { .. } => {
+                State::Finished
+            }
             Phase::Cancelled => State::Cancelled,
         }
     }
@@ -94,6 +104,7 @@ impl<T, E> Phase<T, E> {
     }
 
     /// Whether it finished with an error (what `FirstException` waits for).
+    /// A deferred outcome is not known to be an error until it is read.
     pub(crate) fn failed(&self) -> bool {
         matches!(
             self,
@@ -131,6 +142,31 @@ pub(crate) struct Inner<T, E> {
 }
 
 impl<T, E> Inner<T, E> {
+    /// Produces a deferred outcome, once, on the reading thread, with the
+    /// lock held (so a second reader waits for the first's result rather
+    /// than producing it again). The executor's function must not panic
+    /// (`set_deferred` says so); if it does anyway, the panic is contained
+    /// and the future reads as cancelled.
+    pub(crate) fn resolve(&mut self)
+    where
+        E: From<crate::Cancelled>,
+    {
+        if !matches!(self.phase, Phase::Deferred(_)) {
+            return;
+        }
+        let Phase::Deferred(produce) = mem::replace(&mut self.phase, Phase::Cancelled) else {
+            unreachable!("matched just above, under the same lock");
+        };
+        self.phase = match panic::catch_unwind(AssertUnwindSafe(produce)) {
+            Ok(Ok(output)) => Phase::Output(output),
+            Ok(Err(error)) => Phase::Error(error),
+            Err(payload) => {
+                report_panic("a deferred outcome", payload.as_ref());
+                Phase::Error(E::from(crate::Cancelled))
+            }
+        };
+    }
+
     pub(crate) fn listeners(&mut self) -> &mut Listeners<T, E> {
         self.listeners.get_or_insert_with(|| {
             Box::new(Listeners {
@@ -204,7 +240,9 @@ impl<T, E> Shared<T, E> {
 
     /// Locks the state once it is done, waiting at most `timeout`.
     ///
-    /// `Some(Duration::ZERO)` never blocks. Waiting is a condvar wait: no spinning.
+    /// `Some(Duration::ZERO)` never blocks. With a spin hint it first spins
+    /// for up to the hint ([`spin_until_done`](Self::spin_until_done)), then
+    /// sleeps on the condvar.
     pub(crate) fn lock_done(
         &self,
         timeout: Option<Duration>,

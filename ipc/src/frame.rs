@@ -3,8 +3,10 @@
 
 use crate::codec::VecWriter;
 use crate::error::{DecodeError, EncodeError};
+use crate::payload::Payload;
 use serde::Serialize;
 use std::io::{self, Read, Write};
+use std::ops::Range;
 
 /// Bytes of a frame's length prefix.
 pub const HEADER_LEN: usize = 4;
@@ -24,6 +26,11 @@ const MIN_READ: usize = 64 << 10;
 /// its buffer (a fresh one costs a page fault per 4 KiB, and zeroing).
 const SHRINK_ABOVE: usize = 4 << 20;
 const SHRINK_AFTER: u32 = 64;
+
+/// From this size on, [`Decoder::take_payload`] hands over the buffer rather
+/// than copying: past it, a copy costs more than a fresh buffer for the
+/// bytes that follow (at most one read's worth).
+const TAKE_BUFFER_ABOVE: usize = 256 << 10;
 
 /// What one [`Decoder::read_from`] saw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +61,9 @@ pub struct Decoder {
     max_frame_len: usize,
     /// Frames in a row that used under a sixteenth of a big buffer.
     small_frames: u32,
+    /// Where the payload of the frame last handed out lies in `buf`, until
+    /// more bytes arrive: what [`take_payload`](Self::take_payload) takes from.
+    last_frame: Option<Range<usize>>,
 }
 
 impl Default for Decoder {
@@ -77,6 +87,7 @@ impl Decoder {
             end: 0,
             max_frame_len: max_frame_len.min(u32::MAX as usize),
             small_frames: 0,
+            last_frame: None,
         }
     }
 
@@ -147,6 +158,8 @@ impl Decoder {
     /// Ensures `additional` bytes of room after `end`, moving unread bytes to
     /// the front before growing.
     fn make_room(&mut self, additional: usize) {
+        // Bytes move or are overwritten below: the last frame is gone.
+        self.last_frame = None;
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -204,7 +217,38 @@ impl Decoder {
         }
         let from = self.start + HEADER_LEN;
         self.start = from + len;
+        self.last_frame = Some(from..from + len);
         Ok(Some(&self.buf[from..from + len]))
+    }
+
+    /// Takes `range` of the frame [`next_frame`](Self::next_frame) handed out
+    /// last (its bytes `frame[range]`) as an owned [`Payload`].
+    ///
+    /// A large payload takes the decoder's buffer itself, without a copy: the
+    /// bytes received after that frame move to a fresh buffer (they are at
+    /// most one read's worth), and the decoder goes on with it. A small one
+    /// is copied. `None` when no frame was handed out since bytes last
+    /// arrived, or `range` is not inside it.
+    pub fn take_payload(&mut self, range: Range<usize>) -> Option<Payload> {
+        let frame = self.last_frame.clone()?;
+        if range.start > range.end || range.end > frame.len() {
+            return None;
+        }
+        let at = frame.start + range.start..frame.start + range.end;
+        if at.len() < TAKE_BUFFER_ABOVE {
+            return Some(Payload::copy_from(&self.buf[at]));
+        }
+        let rest = &self.buf[self.start..self.end];
+        let mut fresh = Vec::with_capacity(rest.len().max(MIN_READ));
+        fresh.extend_from_slice(rest);
+        fresh.resize(fresh.capacity(), 0);
+        let mut taken = std::mem::replace(&mut self.buf, fresh);
+        self.end -= self.start;
+        self.start = 0;
+        self.last_frame = None;
+        self.small_frames = 0;
+        taken.truncate(frame.end);
+        Payload::from_buffer(taken, at)
     }
 
     /// Checks that the stream ended on a frame boundary; call it at EOF.

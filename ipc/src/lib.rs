@@ -59,6 +59,7 @@ mod frame;
 mod inplace;
 mod io;
 mod message;
+mod payload;
 pub mod serde_bytes;
 
 pub use codec::{batch_len, decode_value, encode_value, ByteBuf, Task, MAX_BATCH};
@@ -70,3 +71,4 @@ pub use message::{
     Call, CallKind, Done, ExitReason, FromWorker, Hello, Outcome, RemoteError, RemoteErrorKind,
     ToWorker, MAGIC, PROTOCOL_VERSION,
 };
+pub use payload::Payload;

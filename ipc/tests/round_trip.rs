@@ -307,3 +307,62 @@ fn in_place_frames_refuse_what_exceeds_the_limit() {
     done.output_buf().extend_from_slice(&[0; 100]);
     assert!(done.seal(1, 50).is_err());
 }
+
+/// The offset of `part` inside `whole` (both from one frame).
+fn range_in(whole: &[u8], part: &[u8]) -> std::ops::Range<usize> {
+    let start = part.as_ptr() as usize - whole.as_ptr() as usize;
+    start..start + part.len()
+}
+
+#[test]
+fn outputs_taken_from_frames_keep_their_bytes_and_the_stream_goes_on() {
+    // A small output, a large one (taken with the buffer), and small frames
+    // after it in the same reads: each comes out whole, in order.
+    let sizes = [3usize, 3 << 20, 5, 300 << 10, 0];
+    let mut out = FrameBuf::with_max_frame_len(8 << 20);
+    let outputs: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (0..n).map(|b| (b * 7 + i) as u8).collect())
+        .collect();
+    for (id, output) in outputs.iter().enumerate() {
+        out.push(&FromWorker::Done(procpool_ipc_done(id as u64, output)))
+            .unwrap();
+    }
+    let bytes = out.pending().to_vec();
+    let mut decoder = Decoder::with_max_frame_len(8 << 20);
+    let mut source = bytes.as_slice();
+    let mut taken = Vec::new();
+    while !source.is_empty() {
+        decoder.read_from(&mut source).unwrap();
+        loop {
+            let Some(frame) = decoder.next_frame().unwrap() else {
+                break;
+            };
+            let FromWorker::Done(done) = FromWorker::decode(frame).unwrap() else {
+                panic!("not a Done")
+            };
+            let Outcome::Output(output) = done.outcome else {
+                panic!("not an output")
+            };
+            let range = range_in(frame, output);
+            let payload = decoder.take_payload(range).expect("the last frame");
+            taken.push(payload.to_vec());
+        }
+    }
+    assert_eq!(taken, outputs);
+}
+
+#[test]
+fn take_payload_refuses_a_range_outside_the_last_frame() {
+    let mut out = FrameBuf::new();
+    out.push(&ToWorker::Shutdown).unwrap();
+    let mut decoder = Decoder::new();
+    assert!(decoder.take_payload(0..0).is_none(), "no frame yet");
+    decoder.feed(out.pending());
+    let len = decoder.next_frame().unwrap().expect("a frame").len();
+    assert!(decoder.take_payload(0..len + 1).is_none());
+    assert_eq!(decoder.take_payload(0..len).map(|p| p.len()), Some(len));
+    decoder.feed(&[1]);
+    assert!(decoder.take_payload(0..0).is_none(), "bytes arrived since");
+}
