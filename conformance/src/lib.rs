@@ -86,7 +86,42 @@ pub mod tasks {
     /// SIGKILLs its worker, whatever the (large) arguments it was sent
     /// (CPython's `_crash_with_data`).
     pub const CRASH_WITH_DATA: Task<ByteBuf, ()> = Task::new("crash_with_data");
+    /// Starts `sleep` as a child, writes "WORKER_PID CHILD_PID" to the file,
+    /// then sleeps this many milliseconds.
+    pub const PIDS_FILE_WITH_CHILD: Task<(String, u64), ()> = Task::new("pids_file_with_child");
+    /// Runs the worker program as a plain subprocess in `--app` mode (an
+    /// application whose `main` calls `serve_if_worker` first) and returns
+    /// what it printed.
+    pub const RUN_APP: Task<(), String> = Task::new("run_app");
+    /// Builds a pool of its own (one worker of this program) and returns
+    /// `square(x)` from it.
+    pub const NESTED_POOL: Task<u64, u64> = Task::new("nested_pool");
+    /// What the worker's open fds refer to (`/proc/self/fd` link targets).
+    pub const OPEN_FDS: Task<(), Vec<String>> = Task::new("open_fds");
+    /// The same for a subprocess the task starts (this program with
+    /// `--list-fds`).
+    pub const CHILD_OPEN_FDS: Task<(), Vec<String>> = Task::new("child_open_fds");
 }
+
+/// What this process's open fds refer to, by fd number order.
+pub fn open_fds() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut fds: Vec<(u32, String)> = dir
+        .flatten()
+        .filter_map(|entry| {
+            let fd = entry.file_name().to_str()?.parse().ok()?;
+            let target = std::fs::read_link(entry.path()).ok()?;
+            Some((fd, format!("{fd} -> {}", target.display())))
+        })
+        .collect();
+    fds.sort();
+    fds.into_iter().map(|(_, link)| link).collect()
+}
+
+/// What the worker program prints in `--app` mode, where `main` goes on.
+pub const APP_RAN: &str = "the application's main ran";
 
 static INIT_RUNS: AtomicU32 = AtomicU32::new(0);
 
@@ -282,5 +317,46 @@ pub fn registry() -> Registry {
         .with(CRASH_WITH_DATA, |_data| {
             // SAFETY: as for KILL_SELF.
             unsafe { libc::raise(libc::SIGKILL) };
+        })
+        .with(PIDS_FILE_WITH_CHILD, |(path, ms): (String, u64)| {
+            let mut child = std::process::Command::new("sleep")
+                .arg((ms / 1000 + 1).to_string())
+                .spawn()
+                .expect("sleep starts");
+            let pids = format!("{} {}", pid(), child.id());
+            std::fs::write(&path, pids).expect("pid file is writable");
+            std::thread::sleep(Duration::from_millis(ms));
+            let _ = child.wait();
+        })
+        .with(RUN_APP, |()| {
+            let out = std::process::Command::new(std::env::current_exe().expect("own path"))
+                .arg("--app")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("the program starts");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+        .with(NESTED_POOL, |x| {
+            let pool = procpool::Pool::builder()
+                .max_workers(1)
+                .worker_program(std::env::current_exe().expect("own path"))
+                .build()
+                .expect("a nested pool starts");
+            let result = pool
+                .submit(SQUARE, x)
+                .and_then(|f| f.result(Some(Duration::from_secs(60))));
+            result.expect("the nested pool answers")
+        })
+        .with(OPEN_FDS, |()| open_fds())
+        .with(CHILD_OPEN_FDS, |()| {
+            let out = std::process::Command::new(std::env::current_exe().expect("own path"))
+                .arg("--list-fds")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .expect("the program starts");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned)
+                .collect()
         })
 }

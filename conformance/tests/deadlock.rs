@@ -8,7 +8,7 @@
 //! fails only the task concerned and then shows that the pool goes on.
 
 mod util;
-use procpool::{wait, ByteBuf, Error, ExitInfo, Pool, ReturnWhen};
+use procpool::{wait, ByteBuf, CodecOp, Error, ExitInfo, Pool, ReturnWhen, Signal};
 use procpool_conformance::tasks::*;
 use procpool_conformance::Unencodable;
 use std::sync::Arc;
@@ -43,20 +43,7 @@ fn args_that_cannot_be_encoded_make_submit_return_the_error_and_nothing_is_sent(
     // test_error_at_task_pickle: CPython fails that future
     let pool = pool();
     let err = pool.submit(UNENCODABLE_ARGS, Unencodable).unwrap_err();
-    assert_eq!(
-        util::codec_op(&err).as_deref(),
-        Some("EncodeArgs"),
-        "{err:?}"
-    );
-    assert!(
-        matches!(err, Error::Codec { ref task, .. } if task == "unencodable_args"),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .contains("Unencodable refuses to be encoded"),
-        "{err}"
-    );
+    util::assert_codec_failure(&err, "unencodable_args", CodecOp::EncodeArgs, Some("Unencodable refuses to be encoded"));
     assert_eq!(pool.stats().workers_started, 0, "nothing was sent");
     assert_pool_goes_on(&pool);
 }
@@ -83,20 +70,7 @@ fn args_undecodable_in_the_worker_fail_that_task_with_a_decode_error() {
         .unwrap()
         .result(Some(HANG))
         .unwrap_err();
-    assert_eq!(
-        util::codec_op(&err).as_deref(),
-        Some("DecodeArgs"),
-        "{err:?}"
-    );
-    assert!(
-        matches!(err, Error::Codec { ref task, .. } if task == "undecodable_args"),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .contains("Undecodable refuses to be decoded"),
-        "{err}"
-    );
+    util::assert_codec_failure(&err, "undecodable_args", CodecOp::DecodeArgs, Some("Undecodable refuses to be decoded"));
     assert_pool_goes_on(&pool);
 }
 
@@ -109,7 +83,7 @@ fn a_segfault_fails_that_task_with_signal_11_and_the_pool_goes_on() {
         .unwrap()
         .result(Some(HANG))
         .unwrap_err();
-    assert_worker_died(&err, ExitInfo::Signal(libc::SIGSEGV), "segfault");
+    assert_worker_died(&err, ExitInfo::Signal(Signal::from_number(libc::SIGSEGV)), "segfault");
     assert_pool_goes_on(&pool);
 }
 
@@ -159,7 +133,7 @@ fn a_worker_aborting_while_encoding_the_result_fails_that_task_with_signal_6() {
         .unwrap_err();
     assert_worker_died(
         &err,
-        ExitInfo::Signal(libc::SIGABRT),
+        ExitInfo::Signal(Signal::from_number(libc::SIGABRT)),
         "abort_encoding_output",
     );
     assert_pool_goes_on(&pool);
@@ -174,20 +148,7 @@ fn a_result_that_cannot_be_encoded_fails_that_task_with_an_encode_error() {
         .unwrap()
         .result(Some(HANG))
         .unwrap_err();
-    assert_eq!(
-        util::codec_op(&err).as_deref(),
-        Some("EncodeOutput"),
-        "{err:?}"
-    );
-    assert!(
-        matches!(err, Error::Codec { ref task, .. } if task == "unencodable_output"),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string()
-            .contains("Unencodable refuses to be encoded"),
-        "{err}"
-    );
+    util::assert_codec_failure(&err, "unencodable_output", CodecOp::EncodeOutput, Some("Unencodable refuses to be encoded"));
     assert_pool_goes_on(&pool);
 }
 
@@ -200,15 +161,7 @@ fn a_result_undecodable_in_the_parent_fails_that_task_and_the_pool_goes_on() {
         .unwrap()
         .result(Some(HANG))
         .unwrap_err();
-    assert_eq!(
-        util::codec_op(&err).as_deref(),
-        Some("DecodeOutput"),
-        "{err:?}"
-    );
-    assert!(
-        matches!(err, Error::Codec { ref task, .. } if task == "wrong_output_type"),
-        "{err:?}"
-    );
+    util::assert_codec_failure(&err, "wrong_output_type", CodecOp::DecodeOutput, None);
     assert_pool_goes_on(&pool);
 }
 
@@ -223,7 +176,7 @@ fn a_crash_shortly_after_shutdown_wait_does_not_hang_and_is_reported() {
         move || pool.shutdown(true, false)
     });
     let err = crash.result(Some(std::time::Duration::ZERO)).unwrap_err();
-    assert_worker_died(&err, ExitInfo::Signal(libc::SIGSEGV), "crash_after_ms");
+    assert_worker_died(&err, ExitInfo::Signal(Signal::from_number(libc::SIGSEGV)), "crash_after_ms");
     assert!(fine.result(Some(std::time::Duration::ZERO)).is_ok());
     assert_eq!(pool.stats().workers_alive, 0);
 }
@@ -235,7 +188,7 @@ fn a_crash_shortly_after_shutdown_without_wait_does_not_hang_and_is_reported() {
     let crash = pool.submit(CRASH_AFTER_MS, 100).unwrap();
     pool.shutdown(false, false);
     let err = crash.result(Some(HANG)).unwrap_err();
-    assert_worker_died(&err, ExitInfo::Signal(libc::SIGSEGV), "crash_after_ms");
+    assert_worker_died(&err, ExitInfo::Signal(Signal::from_number(libc::SIGSEGV)), "crash_after_ms");
     util::within(HANG, "dropping the pool", move || drop(pool));
 }
 
@@ -257,7 +210,7 @@ fn a_map_whose_workers_crash_with_big_arguments_in_flight_reports_each_failure()
     for result in &results {
         assert_worker_died(
             result.as_ref().unwrap_err(),
-            ExitInfo::Signal(libc::SIGKILL),
+            ExitInfo::Signal(Signal::from_number(libc::SIGKILL)),
             "crash_with_data",
         );
     }
@@ -279,7 +232,7 @@ fn a_crash_while_big_results_are_in_flight_is_reported_and_the_rest_arrive() {
         echoes.push(pool.submit(ECHO, &data).unwrap());
     }
     let err = crash.result(Some(HANG)).unwrap_err();
-    assert_worker_died(&err, ExitInfo::Signal(libc::SIGKILL), "kill_self");
+    assert_worker_died(&err, ExitInfo::Signal(Signal::from_number(libc::SIGKILL)), "kill_self");
     for echo in &echoes {
         let out = echo.result(Some(HANG)).unwrap();
         assert!(out == data, "an echo came back changed");

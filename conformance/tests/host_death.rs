@@ -1,8 +1,10 @@
-//! No process of a pool outlives the process that made it, fork server
-//! included: a host process (`procpool-test-worker --host-pool`) runs a pool
-//! of two busy workers, one of them forked by the fork server, and is
-//! SIGKILLed, so that nothing of the pool gets to shut down. The parent-death
-//! signal must then take down the two workers and the fork server within
+//! No process of a pool outlives the process that made it, fork server and
+//! tasks' own children included: a host process (`procpool-test-worker
+//! --host-pool`) runs a pool of two busy workers, one of them forked by the
+//! fork server, each task with a `sleep` child of its own, and is
+//! SIGKILLed, so that nothing of the pool gets to shut down. The hang-up of
+//! the workers' channels (and the parent-death signal) must then take down
+//! the workers with their process groups, and the fork server, within
 //! seconds.
 //!
 //! The test process makes itself a child subreaper (a process-global change,
@@ -71,7 +73,7 @@ impl Drop for Host {
 }
 
 #[test]
-fn killing_a_pools_process_takes_its_workers_and_fork_server_along() {
+fn killing_a_pools_process_takes_its_workers_their_tasks_children_and_fork_server_along() {
     // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) changes only this process's own
     // attribute.
     let ret = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
@@ -89,6 +91,12 @@ fn killing_a_pools_process_takes_its_workers_and_fork_server_along() {
     let workers: Vec<u32> = next_line()
         .strip_prefix("workers ")
         .expect("the workers' pids")
+        .split_whitespace()
+        .map(|p| p.parse().expect("a pid"))
+        .collect();
+    let grandchildren: Vec<u32> = next_line()
+        .strip_prefix("grandchildren ")
+        .expect("the tasks' children's pids")
         .split_whitespace()
         .map(|p| p.parse().expect("a pid"))
         .collect();
@@ -115,9 +123,11 @@ fn killing_a_pools_process_takes_its_workers_and_fork_server_along() {
         "one more child, the fork server: {others:?}"
     );
 
+    assert_eq!(grandchildren.len(), 2);
     host.0.kill().expect("SIGKILL to the host");
     host.0.wait().expect("the host reaped");
-    for pid in workers.iter().chain(&others) {
+    // The tasks' children are orphans too, and ours as subreaper.
+    for pid in workers.iter().chain(&others).chain(&grandchildren) {
         assert_eq!(
             reap_within(*pid, Duration::from_secs(10)),
             Some(libc::SIGKILL),

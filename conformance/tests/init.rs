@@ -52,13 +52,13 @@ fn assert_breaks(pool: Pool, tag: &str, cause_says: &str) {
             Err(e) => e,
         };
         match err {
-            Error::BrokenPool { cause } => assert!(cause.contains(cause_says), "{cause}"),
+            Error::BrokenPool { cause, .. } => assert!(cause.contains(cause_says), "{cause}"),
             other => panic!("expected BrokenPool, got {other:?}"),
         }
     }
     util::wait_until(SOON, "submit refused", || pool.submit(NOOP, ()).is_err());
     match pool.submit(SQUARE, 1) {
-        Err(Error::BrokenPool { cause }) => assert!(cause.contains(cause_says), "{cause}"),
+        Err(Error::BrokenPool { cause, .. }) => assert!(cause.contains(cause_says), "{cause}"),
         other => panic!("expected BrokenPool, got {other:?}"),
     }
     assert!(err_text(&pool).contains(cause_says));

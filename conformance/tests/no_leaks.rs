@@ -129,7 +129,7 @@ fn no_fd_thread_or_process_outlives_a_pool_in_any_scenario() {
             crashed.result(Some(SOON)),
             Err(Error::WorkerDied { .. })
         ));
-        assert!(matches!(wrong.result(Some(SOON)), Err(Error::Codec { .. })));
+        assert!(matches!(wrong.result(Some(SOON)), Err(Error::Codec(_))));
         for x in 0..10u64 {
             assert_eq!(
                 pool.submit(SQUARE, x).unwrap().result(Some(SOON)).unwrap(),

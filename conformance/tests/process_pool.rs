@@ -10,7 +10,7 @@
 //! worker itself (`GETPID`, `PID_FILE_SLEEP`), counts from `Pool::stats`.
 
 mod util;
-use procpool::{Error, ExitInfo, FailurePolicy};
+use procpool::{Error, ExitInfo, FailurePolicy, Signal};
 use procpool_conformance::tasks::*;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -154,7 +154,7 @@ fn a_worker_killing_itself_fails_only_its_task_and_the_pool_goes_on() {
     match victim.result(Some(SOON)).unwrap_err() {
         Error::WorkerDied { pid, exit, task } => {
             assert!(pid > 0);
-            assert_eq!(exit, ExitInfo::Signal(libc::SIGKILL));
+            assert_eq!(exit, ExitInfo::Signal(Signal::from_number(libc::SIGKILL)));
             assert_eq!(task, "kill_self");
         }
         other => panic!("expected WorkerDied, got {other:?}"),
@@ -188,7 +188,7 @@ fn a_worker_killed_with_sigkill_from_outside_fails_only_its_task() {
         victim.result(Some(SOON)).unwrap_err(),
         Error::WorkerDied {
             pid,
-            exit: ExitInfo::Signal(libc::SIGKILL),
+            exit: ExitInfo::Signal(Signal::from_number(libc::SIGKILL)),
             task: "pid_file_sleep".to_owned()
         }
     );
@@ -224,7 +224,7 @@ fn with_the_break_pool_policy_a_killed_worker_fails_every_pending_future_and_lat
         matches!(
             victim.result(Some(SOON)),
             Err(Error::WorkerDied {
-                exit: ExitInfo::Signal(9),
+                exit: ExitInfo::Signal(Signal::KILL),
                 ..
             })
         ),
@@ -233,7 +233,7 @@ fn with_the_break_pool_policy_a_killed_worker_fails_every_pending_future_and_lat
     );
     for f in &others {
         match f.result(Some(SOON)) {
-            Err(Error::BrokenPool { cause }) => assert!(cause.contains("died"), "{cause}"),
+            Err(Error::BrokenPool { cause, .. }) => assert!(cause.contains("died"), "{cause}"),
             other => panic!("expected BrokenPool, got {other:?}"),
         }
     }
@@ -347,7 +347,7 @@ fn a_prestarted_pool_whose_worker_cannot_start_is_broken_before_a_submit() {
         matches!(pool.submit(NOOP, ()), Err(Error::BrokenPool { .. }))
     });
     match pool.submit(NOOP, ()) {
-        Err(Error::BrokenPool { cause }) => {
+        Err(Error::BrokenPool { cause, .. }) => {
             assert!(cause.contains("/nonexistent/procpool-worker"), "{cause}")
         }
         other => panic!("expected a broken pool, got {other:?}"),

@@ -1,6 +1,8 @@
 //! The environment variables through which a parent starts a worker: part of
 //! the protocol, so that the manager and the worker crate agree on them
-//! without depending on each other.
+//! without depending on each other. The worker takes them out of its
+//! environment as soon as it has read them, so that they reach only the
+//! worker, never what its tasks start.
 //!
 //! The channel itself needs no variable: the call pipe is the child's stdin
 //! and the result pipe its stdout.
@@ -11,9 +13,6 @@ pub const WORKER: &str = "PROCPOOL_WORKER";
 /// The value of [`WORKER`]: the protocol version, in case a worker binary of
 /// another version is started by mistake.
 pub const WORKER_MODE: &str = "v2";
-/// The parent's pid, in decimal: a worker whose parent is already someone
-/// else exits at once.
-pub const PARENT_PID: &str = "PROCPOOL_PARENT_PID";
 /// The number of calls after which the worker exits (`max_tasks_per_child`);
 /// absent means no limit.
 pub const MAX_TASKS: &str = "PROCPOOL_MAX_TASKS";

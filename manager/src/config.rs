@@ -41,9 +41,25 @@ pub struct Config {
     pub grace: Duration,
     /// The default per-task time limit.
     pub time_limit: Option<Duration>,
-    /// Workers that die before serving, in a row, before the pool is declared
-    /// broken (no respawn storm).
-    pub max_start_failures: u32,
+    /// Worker failures in a row (a start that failed, or a worker that died
+    /// or broke the protocol without completing a task it was not running)
+    /// after which the pool is declared broken. Between failures, starts
+    /// back off: see [`restart_backoff`](Self::restart_backoff).
+    pub max_failures_in_a_row: u32,
+    /// The wait before the next start after one failure; it doubles with
+    /// each failure in a row, up to [`restart_backoff_max`](Self::restart_backoff_max).
+    pub restart_backoff: Duration,
+    /// The longest wait between starts after failures.
+    pub restart_backoff_max: Duration,
+    /// How long a started worker may take to say `Hello` (its exec and the
+    /// program's start up to `serve_if_worker`) before it is killed.
+    pub start_timeout: Duration,
+    /// How long a worker may leave a frame unfinished (some of its bytes
+    /// arrived, no more for this long) before it is killed.
+    pub stall_timeout: Duration,
+    /// How long a worker may take to exit once it said `Exiting` or was told
+    /// to (its call pipe closed) before it is killed.
+    pub exit_timeout: Duration,
     /// Workers started with the pool rather than on demand (at most
     /// `max_workers`). Default 0, as CPython: a pool starts its workers at
     /// the first submits.
@@ -74,11 +90,28 @@ impl Default for Config {
             max_frame_len: procpool_ipc::DEFAULT_MAX_FRAME_LEN,
             grace: Duration::from_secs(1),
             time_limit: None,
-            max_start_failures: 3,
+            max_failures_in_a_row: 5,
+            restart_backoff: Duration::from_millis(50),
+            restart_backoff_max: Duration::from_secs(5),
+            start_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(10),
+            exit_timeout: Duration::from_secs(3),
             prestart: 0,
             forkserver: true,
             pipe_buffer: 1 << 20,
             spin: Duration::from_micros(50),
         }
+    }
+}
+
+impl Config {
+    /// The wait before the next start after `failures` failures in a row:
+    /// [`restart_backoff`](Self::restart_backoff), doubled per failure after
+    /// the first, at most [`restart_backoff_max`](Self::restart_backoff_max).
+    pub fn backoff_after(&self, failures: u32) -> Duration {
+        let doublings = failures.saturating_sub(1).min(30);
+        self.restart_backoff
+            .saturating_mul(1 << doublings)
+            .min(self.restart_backoff_max)
     }
 }

@@ -1,32 +1,34 @@
-//! procpool-manager: the parent's event loop, which spawns, feeds, watches,
+//! procpool-manager: the parent's event loop, which starts, feeds, watches,
 //! stops and reaps a pool's worker processes.
 //!
 //! It sits between the facade (`procpool`, which turns typed calls into
 //! [`Job`]s and hands futures to users) and the worker processes, which it
 //! reaches only through the protocol of `procpool-ipc`: it never depends on
 //! `procpool-worker`, so it can drive any program that speaks the protocol.
-//! It depends on ipc, futures-core (for the error conversions), mio, libc,
-//! parking_lot and log.
+//! It depends on ipc, mio, libc, parking_lot, rustc-hash and log; it runs no
+//! user code (outputs leave it as bytes, for the reader to decode).
 //!
 //! ```text
-//!  caller threads                 manager thread (EventLoop, mio)               worker processes
-//!  --------------                 -------------------------------               ----------------
-//!  Manager::submit(Job) --inbox--> drain_inbox: pending (FIFO)
-//!    (wake via mio::Waker)         dispatch: idle worker (LIFO), else the window ---Call frames--->
-//!                                    of a busy one (known-short jobs only);        stdin of worker N
-//!                                    Completion::set_running; CallFrame sealed,    (its own pipe,
-//!                                    written by writev from the job's buffer)       many per write)
-//!                                  read_results <--------------------------------Done frames----
-//!                                     Completion::finish(bytes | Error)            stdout of worker N
-//!  future.result() <-------------  (the facade's Completion completes the future)
-//!  Manager::abort(id) --inbox-->   stop_head: SIGTERM to the group, SIGKILL after grace
-//!                                  timers (BinaryHeap + timerfd): time limits, grace ends
-//!                                  pidfd readable: drain results, reap, settle the job,
-//!                                     requeue its window, replace the worker
-//!                                  fork server (started with the first worker): each
-//!                                     worker is a fork of it (SCM_RIGHTS pipes in,
-//!                                     pid out), else a spawn + exec; the spawner
-//!                                     thread starts workers while jobs are in flight
+//!  caller threads              manager thread (EventLoop, mio)                   worker processes
+//!  --------------              -------------------------------                   ----------------
+//!  Manager::submit(Job) ─Mailbox─▶ take_commands: Scheduler (pending, FIFO)
+//!    (mio::Waker)                dispatch: idle WorkerSlot (LIFO), else the ──Call frames──▶
+//!                                  window of a busy one (known-short jobs);     stdin of worker N
+//!                                  Completion::set_running; CallFrame sealed,   (its own pipe,
+//!                                  WorkerSlot::write_calls (writev)              many per write)
+//!                                read_results (≤ 1 MiB per worker per turn) ◀─Done frames──
+//!                                  Decoder::take_payload: the output's bytes,   stdout of worker N
+//!  future.result() ◀──────────── settle: Completion::finish(Payload | Failure)
+//!    (decodes the Payload)
+//!  Aborter::abort(id) ─Mailbox─▶ stop_head: SIGTERM to the group, SIGKILL after grace
+//!                                Timers (heap + timerfd): time limits, grace ends, Hello,
+//!                                  stalled frames, exits that do not come
+//!                                pidfd readable: drain results, reap, settle the job,
+//!                                  requeue its window; start workers while there is work,
+//!                                  backing off after failures (a crash loop breaks the pool)
+//!                                Launcher: fork from the fork server (restarted when it
+//!                                  dies), else spawn (posix_spawn); the Spawner thread
+//!                                  starts workers while jobs are in flight
 //! ```
 //!
 //! Waiting: each role (manager, worker, caller) spins for a short budget,
@@ -35,25 +37,34 @@
 //!
 //! Every worker has its own pair of pipes, so a worker that dies can only
 //! lose its own frames, and the manager always knows which process runs which
-//! job. The thread blocks only in `Poll::poll`; every pipe is non-blocking and
-//! read and written incrementally.
+//! job. Every wait on a worker has a deadline (its Hello, a frame it began,
+//! its exit); every pipe is non-blocking and read and written incrementally.
+//!
+//! Modules: `event_loop` (the turn, and its parts: see there), `slot` (one
+//! worker: its pipes, frames and window), `launch` (starting processes: the
+//! fork server, the spawner thread, `posix_spawn`), `mailbox` (commands in),
+//! `stats` (counters out), `job`, `failure`, `config`, `handle` (the
+//! caller's [`Manager`]), `sys` (the OS calls).
 #![deny(unsafe_code)]
 
 mod config;
-mod error;
 mod event_loop;
-mod forkserver;
+mod failure;
 mod handle;
 mod job;
-mod spawner;
+mod launch;
+mod mailbox;
+mod slot;
+mod stats;
 #[allow(unsafe_code)] // the OS calls, each with its SAFETY note
 mod sys;
-mod worker;
 
 pub use config::{Config, FailurePolicy};
-pub use error::{Error, ExitInfo};
-pub use handle::{Aborter, Manager, Stats};
+pub use failure::{BreakCause, ExitInfo, Failure, Signal};
+pub use handle::{Aborter, Manager};
 pub use job::{Completion, Job};
+pub use mailbox::Refused;
+pub use stats::Stats;
 
 /// The CPUs this process may use (`available_parallelism`: affinity and
 /// cgroup quota), read once per process: std reads several cgroup files for
@@ -61,4 +72,11 @@ pub use job::{Completion, Job};
 pub(crate) fn cpus_available() -> usize {
     static CPUS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *CPUS.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
+/// Whether workers started by this process get only fds 0-2 and their
+/// channel, whatever the host leaked without close-on-exec (glibc 2.34 and
+/// later; elsewhere the worker closes them itself where it can).
+pub fn closes_inherited_fds() -> bool {
+    sys::closes_inherited_fds()
 }

@@ -145,6 +145,47 @@ impl PoolBuilder {
         self
     }
 
+    /// How long a started worker may take to say it is ready (its exec and
+    /// the program's start, up to `serve_if_worker`) before it is killed and
+    /// counted as a failed start. Default 10 s.
+    pub fn start_timeout(mut self, timeout: Duration) -> Self {
+        self.config.start_timeout = timeout;
+        self
+    }
+
+    /// How long a worker may leave a message half sent (some of its bytes
+    /// arrived, then none for this long) before it is killed; its task fails
+    /// with [`Error::Protocol`]. Default 10 s.
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.config.stall_timeout = timeout;
+        self
+    }
+
+    /// How long a worker may take to exit when it has to (told to at
+    /// shutdown or retirement, or after saying it would) before it is
+    /// killed. Default 3 s.
+    pub fn exit_timeout(mut self, timeout: Duration) -> Self {
+        self.config.exit_timeout = timeout;
+        self
+    }
+
+    /// The crash-loop guard: after this many worker failures in a row (a
+    /// start that failed, or a worker that died or broke the protocol
+    /// without completing a task and not while running one), the pool
+    /// breaks with the last cause. Default 5; at least 1.
+    pub fn max_failures_in_a_row(mut self, n: u32) -> Self {
+        self.config.max_failures_in_a_row = n;
+        self
+    }
+
+    /// The wait before starting a worker again after a failure, doubled per
+    /// failure in a row up to `max`. Default 50 ms, at most 5 s.
+    pub fn restart_backoff(mut self, first: Duration, max: Duration) -> Self {
+        self.config.restart_backoff = first;
+        self.config.restart_backoff_max = max;
+        self
+    }
+
     /// Starts the pool: its manager thread, and the
     /// [`prestart`](Self::prestart) workers; the others start on demand.
     ///
@@ -156,7 +197,7 @@ impl PoolBuilder {
         if let Some(e) = self.error {
             return Err(e);
         }
-        if procpool_worker::Config::is_worker() {
+        if procpool_worker::Settings::is_worker() {
             return Err(Error::InvalidArgument(
                 "this process was started as a procpool worker but is building a pool: \
                  call procpool::serve_if_worker(..) first thing in main"
@@ -179,6 +220,11 @@ impl PoolBuilder {
                 ))
             }
             n => self.config.max_tasks_per_child = n,
+        }
+        if self.config.max_failures_in_a_row == 0 {
+            return Err(Error::InvalidArgument(
+                "max_failures_in_a_row must be at least 1".into(),
+            ));
         }
         if self.config.max_frame_len < 64 {
             return Err(Error::InvalidArgument(format!(

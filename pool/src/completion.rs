@@ -1,12 +1,16 @@
-//! The typed ends of jobs: how an encoded output becomes a future's value.
+//! The typed ends of jobs: how an output's bytes become a future's value,
+//! on the thread that reads it.
 
+use crate::error::TypeNames;
 use crate::Error;
 use procpool_futures::Completer;
-use procpool_ipc::Task;
-use procpool_manager::Completion;
+use procpool_ipc::{Payload, Task};
+use procpool_manager::{Completion, Failure};
 use serde::de::DeserializeOwned;
 
-/// Completes a `submit`'s future: decodes the output as the task's type.
+/// Completes a `submit`'s future. The manager thread only hands over the
+/// output's bytes; the thread that takes the result decodes them (a
+/// `Deserialize` that panics or is slow costs only its own caller).
 pub(crate) struct Single<A, O> {
     pub(crate) task: Task<A, O>,
     pub(crate) completer: Completer<O, Error>,
@@ -17,13 +21,18 @@ impl<A: 'static, O: DeserializeOwned + Send + 'static> Completion for Single<A, 
         self.completer.set_running_or_notify_cancel()
     }
 
-    fn finish(self: Box<Self>, outcome: Result<&[u8], Error>) {
+    fn finish(self: Box<Self>, outcome: Result<Payload, Failure>) {
+        let task = self.task;
         // Completing twice is impossible here: the manager ends each job once,
         // and a future cancelled meanwhile simply ignores the late outcome.
-        let _ = match outcome.and_then(|bytes| self.task.decode_output(bytes).map_err(Error::from))
-        {
-            Ok(output) => self.completer.set_result(output),
-            Err(error) => self.completer.set_error(error),
+        let _ = match outcome {
+            Ok(payload) => self
+                .completer
+                .set_deferred(move || task.decode_output(&payload).map_err(Error::from)),
+            Err(failure) => {
+                let error = Error::from_failure(task.name(), TypeNames::of::<A, O>(), failure);
+                self.completer.set_error(error)
+            }
         };
     }
 
@@ -33,9 +42,11 @@ impl<A: 'static, O: DeserializeOwned + Send + 'static> Completion for Single<A, 
 }
 
 /// Completes a `map` chunk's future with the chunk's encoded results, which
-/// the consuming thread decodes (so the manager thread only moves bytes).
+/// the consuming thread decodes.
 pub(crate) struct Chunk {
-    pub(crate) completer: Completer<Vec<u8>, Error>,
+    pub(crate) task: &'static str,
+    pub(crate) types: TypeNames,
+    pub(crate) completer: Completer<Payload, Error>,
 }
 
 impl Completion for Chunk {
@@ -43,10 +54,12 @@ impl Completion for Chunk {
         self.completer.set_running_or_notify_cancel()
     }
 
-    fn finish(self: Box<Self>, outcome: Result<&[u8], Error>) {
+    fn finish(self: Box<Self>, outcome: Result<Payload, Failure>) {
         let _ = match outcome {
-            Ok(bytes) => self.completer.set_result(bytes.to_vec()),
-            Err(error) => self.completer.set_error(error),
+            Ok(payload) => self.completer.set_result(payload),
+            Err(failure) => self
+                .completer
+                .set_error(Error::from_failure(self.task, self.types, failure)),
         };
     }
 

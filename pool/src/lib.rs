@@ -17,7 +17,8 @@
 //!    Manager::submit(Job)  ----->  pending (FIFO) -> idle worker --->   serve_if_worker(tasks):
 //!    returns Future<Output>        Call frame on its call pipe          Registry::call (catch_unwind)
 //!                                  Done frame on its result pipe <---   Done { output | RemoteError }
-//!  fut.result() / .await  <-----   Completion: decode, complete
+//!  fut.result() / .await  <-----   Completion: the output's bytes (Payload) into the future
+//!    decodes the output here
 //!  fut.abort() ---------------->   SIGTERM to its group, SIGKILL after grace; future cancelled
 //!                                  pidfd readable: reap, fail only its task, replace it
 //! ```
@@ -55,24 +56,53 @@
 
 mod builder;
 mod completion;
+mod error;
 mod map;
 mod pool;
 
 pub use builder::PoolBuilder;
+pub use error::{Error, OsError};
 pub use map::{MapIter, MapOptions};
 pub use pool::{Pool, SubmitOptions};
 
-pub use procpool_futures::{
-    as_completed, wait, AsCompleted, AsCompletedTimeout, ReturnWhen, State, WaitResult,
-};
-pub use procpool_ipc::{ByteBuf, CodecOp, RemoteError, RemoteErrorKind, Task};
-pub use procpool_manager::{Error, ExitInfo, FailurePolicy, Stats};
+pub use procpool_futures::{wait, ReturnWhen, State, WaitResult};
+pub use procpool_ipc::{ByteBuf, CodecError, CodecOp, PayloadError, Task};
+pub use procpool_manager::{ExitInfo, FailurePolicy, Signal, Stats};
 pub use procpool_worker::{serve, serve_if_worker, stop_requested, DuplicateTask, Registry};
 
 /// The future every submit returns: CPython's `Future` semantics, awaitable
 /// on any runtime, and [`abort`](procpool_futures::Future::abort) to stop
 /// the running task.
 pub type Future<T> = procpool_futures::Future<T, Error>;
+
+/// Yields each of `futures` once, finished ones first, the rest as they
+/// finish (CPython's `as_completed`); when `timeout` passes first, one
+/// [`Error::AsCompletedTimeout`] saying how many are unfinished, and the end.
+/// The tasks are not touched by the timeout.
+pub fn as_completed<'a, T: 'a, I>(futures: I, timeout: Option<std::time::Duration>) -> AsCompleted<T>
+where
+    I: IntoIterator<Item = &'a Future<T>>,
+{
+    AsCompleted(procpool_futures::as_completed(futures, timeout))
+}
+
+/// The iterator of [`as_completed`].
+#[derive(Debug)]
+pub struct AsCompleted<T>(procpool_futures::AsCompleted<T, Error>);
+
+impl<T> Iterator for AsCompleted<T> {
+    type Item = Result<Future<T>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|item| item.map_err(Error::from))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl<T> std::iter::FusedIterator for AsCompleted<T> {}
 
 /// The README's example, compiled as a doc test.
 #[cfg(doctest)]

@@ -2,10 +2,11 @@
 //! results in input order.
 
 use crate::completion::Chunk;
+use crate::error::TypeNames;
 use crate::{Error, Pool};
 use procpool_futures::Future;
-use procpool_ipc::{CallKind, RemoteError, Task};
-use procpool_manager::Job;
+use procpool_ipc::{CallFrame, CallKind, CodecError, CodecOp, Payload, PayloadError, RemoteError, Task};
+use procpool_manager::{Failure, Job};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -67,8 +68,8 @@ impl MapOptions {
 }
 
 /// A chunk on its way: its future and how many inputs it holds.
-struct InFlight {
-    future: Future<Vec<u8>, Error>,
+struct SentChunk {
+    future: Future<Payload, Error>,
     len: usize,
 }
 
@@ -85,7 +86,7 @@ pub struct MapIter<'p, A, O, I> {
     buffersize: usize,
     deadline: Option<Instant>,
     timeout: Option<Duration>,
-    in_flight: VecDeque<InFlight>,
+    in_flight: VecDeque<SentChunk>,
     ready: VecDeque<Result<O, Error>>,
     /// Set once the map has ended early (a timeout, a refused submit): only
     /// the error that ended it is still to come.
@@ -156,59 +157,67 @@ where
     }
 
     fn submit_chunk(&mut self, chunk: &[A]) -> Result<(), Error> {
-        let mut frame = procpool_ipc::CallFrame::new(self.task.name());
-        procpool_ipc::encode_value(chunk, frame.payload_buf()).map_err(|message| Error::Codec {
-            task: self.task.name().to_owned(),
-            op: procpool_ipc::CodecOp::EncodeArgs,
-            message: format!(
-                "task `{}`: cannot encode a chunk of arguments ({}): {message}",
-                self.task.name(),
-                std::any::type_name::<A>()
-            ),
+        let task = self.task.name();
+        let mut frame = CallFrame::new(task);
+        procpool_ipc::encode_value(chunk, frame.payload_buf()).map_err(|cause| {
+            Error::Codec(CodecError {
+                task: task.to_owned(),
+                op: CodecOp::EncodeArgs,
+                type_name: std::any::type_name::<Vec<A>>(),
+                cause,
+            })
         })?;
+        let id = self.pool.manager().next_job_id();
+        self.pool.check_size(&mut frame, id, task, CallKind::Batch)?;
         // The consumer takes chunks as fast as the workers make them: a
         // short yielding spin saves a sleep and a wake-up per chunk.
-        let (completer, id) = self.pool.completer(self.pool.manager().spin_budget());
+        let completer = self.pool.completer(id, self.pool.manager().spin_budget());
         let future = completer.future();
         self.pool.submit_job(Job {
             id,
-            task: self.task.name(),
+            task,
             kind: CallKind::Batch,
             frame,
-            completion: Box::new(Chunk { completer }),
+            completion: Box::new(Chunk {
+                task,
+                types: TypeNames::of::<A, O>(),
+                completer,
+            }),
             time_limit: None,
             grace: None,
         })?;
-        self.in_flight.push_back(InFlight {
+        self.in_flight.push_back(SentChunk {
             future,
             len: chunk.len(),
         });
         Ok(())
     }
 
-    /// Decodes a finished chunk into per-element results.
-    fn unpack(&mut self, len: usize, outcome: Result<Vec<u8>, Error>) {
+    /// Decodes a finished chunk into per-element results, here on the
+    /// consumer's thread. A `Deserialize` that panics fails the chunk's
+    /// elements with a codec error rather than unwinding the consumer.
+    fn unpack(&mut self, len: usize, outcome: Result<Payload, Error>) {
+        let task = self.task.name();
         let decoded = outcome.and_then(|bytes| {
-            procpool_ipc::decode_value::<Vec<Result<O, RemoteError>>>(&bytes).map_err(|message| {
-                Error::Codec {
-                    task: self.task.name().to_owned(),
-                    op: procpool_ipc::CodecOp::DecodeOutput,
-                    message: format!(
-                        "task `{}`: cannot decode a chunk of outputs ({}): {message}",
-                        self.task.name(),
-                        std::any::type_name::<O>()
-                    ),
-                }
-            })
+            let decode = || procpool_ipc::decode_value::<Vec<Result<O, RemoteError>>>(&bytes);
+            let cause = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
+                Ok(Ok(results)) => return Ok(results),
+                Ok(Err(cause)) => cause,
+                Err(panic) => PayloadError::Panicked(procpool_ipc::panic_message(panic.as_ref())),
+            };
+            Err(Error::Codec(CodecError {
+                task: task.to_owned(),
+                op: CodecOp::DecodeOutput,
+                type_name: std::any::type_name::<O>(),
+                cause,
+            }))
         });
         match decoded {
             Ok(results) => {
-                let task = self.task.name();
-                self.ready.extend(
-                    results
-                        .into_iter()
-                        .map(|r| r.map_err(|e| Error::from_remote(task, e))),
-                );
+                let types = TypeNames::of::<A, O>();
+                self.ready.extend(results.into_iter().map(|r| {
+                    r.map_err(|e| Error::from_failure(task, types, Failure::Remote(e)))
+                }));
             }
             Err(e) => self.ready.extend((0..len).map(|_| Err(e.clone()))),
         }

@@ -1,11 +1,13 @@
 //! [`Pool`]: typed submit, stopping, shutdown and statistics.
 
 use crate::completion::Single;
+use crate::error::OsError;
 use crate::map::{MapIter, MapOptions};
 use crate::{Error, Future, PoolBuilder, Stats};
 use procpool_futures::Completer;
-use procpool_ipc::{CallKind, Task};
-use procpool_manager::{Config, Job, Manager};
+use procpool_ipc::{CallFrame, CallKind, EncodeError, Task};
+use procpool_manager::{Config, Job, Manager, Signal};
+use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::borrow::Borrow;
@@ -59,7 +61,11 @@ impl SubmitOptions {
 /// - A worker that dies fails only its own task with [`Error::WorkerDied`];
 ///   [`FailurePolicy::BreakPool`](crate::FailurePolicy::BreakPool) restores
 ///   CPython's broken pool.
-/// - Arguments that cannot be encoded make `submit` return the error.
+/// - Arguments that cannot be encoded, or that are larger than a frame may
+///   be, make `submit` return the error; nothing is sent.
+/// - A result is decoded by the thread that takes it (`result()`,
+///   `into_result`, `.await`, the map iterator), not by the pool's thread: a
+///   `Deserialize` that panics fails that future with [`Error::Codec`].
 /// - `map` takes a bounded number of chunks ahead of the consumer by default.
 pub struct Pool {
     manager: Manager,
@@ -89,17 +95,19 @@ impl Pool {
     }
 
     pub(crate) fn start(config: Config) -> Result<Self, Error> {
-        let manager = Manager::start(config)
-            .map_err(|e| Error::Spawn(format!("cannot start the manager thread: {e}")))?;
+        let manager = Manager::start(config).map_err(|e| Error::Spawn {
+            what: "cannot start the pool's manager thread".into(),
+            source: OsError(Arc::new(e)),
+        })?;
         Ok(Self { manager })
     }
 
     /// Runs `task(args)` in a worker.
     ///
     /// # Errors
-    /// The arguments cannot be encoded ([`Error::Codec`], nothing is sent),
-    /// the pool is shut down ([`Error::ShutDown`]) or broken
-    /// ([`Error::BrokenPool`]).
+    /// The arguments cannot be encoded ([`Error::Codec`]) or are larger than
+    /// a frame may be ([`Error::TooLarge`]): nothing is sent. The pool is
+    /// shut down ([`Error::ShutDown`]) or broken ([`Error::BrokenPool`]).
     pub fn submit<A, O>(&self, task: Task<A, O>, args: impl Borrow<A>) -> Result<Future<O>, Error>
     where
         A: Serialize + 'static,
@@ -122,11 +130,13 @@ impl Pool {
         A: Serialize + 'static,
         O: DeserializeOwned + Send + 'static,
     {
-        let mut frame = procpool_ipc::CallFrame::new(task.name());
+        let mut frame = CallFrame::new(task.name());
         task.encode_args(args.borrow(), frame.payload_buf())?;
-        let (completer, id) = self.completer(self.manager.spin());
+        let id = self.manager.next_job_id();
+        self.check_size(&mut frame, id, task.name(), CallKind::Single)?;
+        let completer = self.completer(id, self.manager.spin());
         let future = completer.future();
-        let job = Job {
+        self.submit_job(Job {
             id,
             task: task.name(),
             kind: CallKind::Single,
@@ -134,24 +144,46 @@ impl Pool {
             completion: Box::new(Single { task, completer }),
             time_limit: options.time_limit,
             grace: options.grace,
-        };
-        self.manager.submit(job)?;
+        })?;
         Ok(future)
     }
 
-    /// The completing side of a new job's future, with its id, the abort
-    /// hook that stops the job, and how long a reader may spin for it.
-    pub(crate) fn completer<T>(&self, spin: Duration) -> (Completer<T, Error>, u64) {
+    /// Refuses a call that cannot go in a frame, here rather than after it
+    /// was queued. The frame is sealed for the check; the pool seals it again
+    /// when it sends it.
+    pub(crate) fn check_size(
+        &self,
+        frame: &mut CallFrame,
+        id: u64,
+        task: &'static str,
+        kind: CallKind,
+    ) -> Result<(), Error> {
+        let limit = self.manager.max_frame_len();
+        match frame.seal(id, task, kind, 0, limit) {
+            Ok(()) => Ok(()),
+            Err(EncodeError::TooLong { len, limit }) => Err(Error::TooLarge {
+                task: task.to_owned(),
+                len,
+                limit,
+            }),
+            Err(e) => Err(Error::InvalidArgument(format!(
+                "task `{task}`: the call cannot be framed: {e}"
+            ))),
+        }
+    }
+
+    /// The completing side of job `id`'s future, with the abort hook that
+    /// stops the job, and how long a reader may spin for it.
+    pub(crate) fn completer<T>(&self, id: u64, spin: Duration) -> Completer<T, Error> {
         let completer = Completer::new();
-        let id = self.manager.next_job_id();
         let aborter = self.manager.aborter();
         completer.set_abort_hook(move || aborter.abort(id));
         completer.set_spin_hint(spin);
-        (completer, id)
+        completer
     }
 
     pub(crate) fn submit_job(&self, job: Job) -> Result<(), Error> {
-        self.manager.submit(job)
+        self.manager.submit(job).map_err(Error::from_refused)
     }
 
     pub(crate) fn manager(&self) -> &Manager {
@@ -209,13 +241,14 @@ impl Pool {
     /// period. Running tasks end cancelled. Returns once all are reaped.
     /// (CPython 3.14's `terminate_workers`.)
     pub fn terminate_workers(&self) {
-        self.manager.signal_workers(libc::SIGTERM, true);
+        self.manager.signal_workers(Signal::TERM);
     }
 
     /// As [`terminate_workers`](Self::terminate_workers), with SIGKILL at
-    /// once. (CPython 3.14's `kill_workers`.)
+    /// once, to every worker: running, idle or starting. (CPython 3.14's
+    /// `kill_workers`.)
     pub fn kill_workers(&self) {
-        self.manager.signal_workers(libc::SIGKILL, true);
+        self.manager.signal_workers(Signal::KILL);
     }
 
     /// Shuts down and waits at most `deadline` for running tasks; whatever

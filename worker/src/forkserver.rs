@@ -14,21 +14,14 @@
 //!   manager ◀──────── pid, errno ─────── fork server       (manager's child)
 //! ```
 
-use crate::serve::Config;
 use crate::sys;
 use procpool_ipc::env;
 use std::io::Write;
 
-/// Whether the pool started this process as a fork server.
-pub(crate) fn is_forkserver() -> bool {
-    std::env::var_os(env::FORKSERVER).is_some()
-}
-
 /// Serves fork requests until the socket ends; returns in each forked child
 /// with its channel, for the caller to serve as a worker (with the registry
-/// it built before this call, inherited by the fork).
+/// and settings it had before this call, inherited by the fork).
 pub(crate) fn serve_forks() -> Result<Child, String> {
-    let config = Config::from_env().map_err(|e| e.to_string())?;
     if sys::thread_count() > 1 {
         // A fork would copy locks held by threads it does not copy.
         return Err("a fork server must have one thread (the registry started others)".into());
@@ -36,11 +29,11 @@ pub(crate) fn serve_forks() -> Result<Child, String> {
     let socket = sys::take_forkserver_socket()
         .map_err(|e| format!("cannot take the fork server's socket off stdin: {e}"))?;
     let mut writer = &socket;
-    let parent_alive = sys::die_with_parent(config.parent_pid)
+    // The server has no task whose processes it must take along: a plain
+    // SIGKILL when the pool's thread dies. Its socket's end (the pool's
+    // process died) ends it too.
+    sys::die_with_parent_plainly()
         .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
-    if !parent_alive {
-        return Ok(Child::NotNeeded);
-    }
     sys::ignore_sigint().map_err(|e| format!("cannot ignore SIGINT: {e}"))?;
     writer
         .write_all(&env::FORKSERVER_GREETING)
@@ -57,14 +50,7 @@ pub(crate) fn serve_forks() -> Result<Child, String> {
                 drop(socket);
                 sys::own_process_group(0)
                     .map_err(|e| format!("cannot start a process group: {e}"))?;
-                // One thread (checked above): no other reader of the
-                // environment can race this change.
-                std::env::remove_var(env::FORKSERVER);
-                return Ok(Child::Worker {
-                    config,
-                    calls,
-                    results,
-                });
+                return Ok(Child::Worker { calls, results });
             }
             Ok(Some(pid)) => {
                 // Both sides set the group, so it holds before either goes on.
@@ -87,9 +73,8 @@ pub(crate) fn serve_forks() -> Result<Child, String> {
 pub(crate) enum Child {
     /// The fork server's work is over (the manager closed the socket).
     NotNeeded,
-    /// In a forked worker: its settings and its call and result channel.
+    /// In a forked worker: its call and result channel.
     Worker {
-        config: Config,
         calls: std::fs::File,
         results: std::fs::File,
     },

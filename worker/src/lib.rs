@@ -27,8 +27,19 @@
 //! Signals: SIGINT is ignored (the parent decides what a Ctrl-C means);
 //! SIGTERM sets a flag that a long task can poll with [`stop_requested`] to
 //! clean up and return during the pool's grace period, after which the
-//! worker serves on. The worker asks for SIGKILL when its parent dies
-//! (`PR_SET_PDEATHSIG`), and exits when its call channel closes.
+//! worker serves on.
+//!
+//! Liveness: a worker leads its own process group and lives as long as its
+//! channel. When the pool hangs up the call pipe (it shut down, or its
+//! process died), an idle worker exits and a busy one is killed with its
+//! group at once, so what its task started dies too; the parent-death signal
+//! (SIGHUP, `PR_SET_PDEATHSIG`) does the same. The channel is the judge, not
+//! the parent pid, so a wrapper program between pool and worker works.
+//!
+//! Hygiene: the settings arrive in environment variables, which the worker
+//! takes out of its environment at once (a task's subprocess, even a
+//! procpool program or one that builds its own pool, never takes itself for
+//! a worker); a worker closes the fds it inherited above 2.
 //!
 //! The same entry points also serve as the pool's fork server (the
 //! `forkserver` module): a copy of the program that has started and built
@@ -56,9 +67,11 @@
 #![deny(unsafe_code)]
 
 mod forkserver;
+mod liveness;
 mod panic_capture;
 mod registry;
 mod serve;
+mod settings;
 #[allow(unsafe_code)] // the OS calls, each with its SAFETY note
 mod sys;
 
@@ -69,7 +82,8 @@ pub use registry::{DuplicateTask, InitOutput, Registry};
 /// without a dependency of its own (derives need
 /// `#[serde(crate = "procpool_worker::serde")]`).
 pub use serde;
-pub use serve::{serve_channel, Config, ConfigError, Ending};
+pub use serve::{serve_channel, Ending};
+pub use settings::{Settings, SettingsError};
 
 use std::sync::atomic::Ordering;
 
@@ -86,7 +100,11 @@ pub fn stop_requested() -> bool {
 /// Serves as a worker and exits, if the pool started this process; returns at
 /// once otherwise.
 ///
-/// Call it first thing in `main`: `registry` is only built in a worker.
+/// Call it first thing in `main`, while the process has one thread: it takes
+/// the worker's settings out of the environment (so that what the tasks
+/// start never takes itself for a worker), closes every fd above 2 that the
+/// process inherited (a worker starts with its channel and fds 0-2 only),
+/// and only then builds `registry`.
 ///
 /// The pool may start the program as a fork server instead (see
 /// `procpool_ipc::env::FORKSERVER`): `registry` is then built once, in that
@@ -96,33 +114,53 @@ pub fn stop_requested() -> bool {
 /// more than one thread refuses to serve, and the pool spawns its workers
 /// the slow way.
 pub fn serve_if_worker<F: FnOnce() -> Registry>(registry: F) {
-    if Config::is_worker() {
-        serve(registry());
-    }
+    let Some((role, settings)) = Settings::take_from_env() else {
+        return;
+    };
+    sys::close_inherited_fds();
+    let registry = registry();
+    exit_with(match settings {
+        Ok(settings) => serve_as(role, &registry, settings),
+        Err(e) => Err(e.to_string()),
+    })
 }
 
 /// Serves as a worker on stdin/stdout, then exits the process.
 ///
-/// Settings come from the environment the pool sets ([`Config::from_env`]).
-/// The process exits 0 after an orderly end, 2 after a protocol violation
-/// (with a message on stderr), 3 when the initializer failed, 1 when the
-/// result channel broke or a `PROCPOOL_*` setting does not parse.
+/// Settings come from the environment the pool sets (see [`Settings`]),
+/// taken out of it; without them, the defaults. The process exits 0 after
+/// an orderly end, 2 after a protocol violation (with a message on stderr),
+/// 3 when the initializer failed, 1 when the result channel broke or a
+/// worker setting does not parse.
 ///
 /// Started as a fork server (see [`serve_if_worker`]), it serves fork
 /// requests instead, and each forked worker serves with this registry.
 pub fn serve(registry: Registry) -> ! {
-    if forkserver::is_forkserver() {
-        exit_with(match forkserver::serve_forks() {
-            Ok(forkserver::Child::Worker {
-                config,
-                calls,
-                results,
-            }) => serve_on(&registry, &config, calls, results),
-            Ok(forkserver::Child::NotNeeded) => Ok(Ending::ChannelClosed),
-            Err(message) => Err(format!("fork server: {message}")),
-        });
-    }
-    exit_with(setup_and_serve(&registry))
+    let (role, settings) =
+        Settings::take_from_env().unwrap_or((settings::Role::Worker, Ok(Settings::default())));
+    exit_with(match settings {
+        Ok(settings) => serve_as(role, &registry, settings),
+        Err(e) => Err(e.to_string()),
+    })
+}
+
+/// Serves in `role`: as a worker on stdin/stdout, or as a fork server whose
+/// forks serve as workers.
+fn serve_as(
+    role: settings::Role,
+    registry: &Registry,
+    settings: Settings,
+) -> Result<Ending, String> {
+    let (calls, results) = match role {
+        settings::Role::Worker => sys::take_stdio_channel()
+            .map_err(|e| format!("cannot take the channel off stdio: {e}"))?,
+        settings::Role::ForkServer => match forkserver::serve_forks() {
+            Ok(forkserver::Child::Worker { calls, results }) => (calls, results),
+            Ok(forkserver::Child::NotNeeded) => return Ok(Ending::ChannelClosed),
+            Err(message) => return Err(format!("fork server: {message}")),
+        },
+    };
+    serve_on(registry, &settings, calls, results)
 }
 
 /// Exits with the code of `ended`, saying on stderr why when it is not 0.
@@ -142,27 +180,18 @@ fn exit_with(ended: Result<Ending, String>) -> ! {
     std::process::exit(code)
 }
 
-fn setup_and_serve(registry: &Registry) -> Result<Ending, String> {
-    let config = Config::from_env().map_err(|e| e.to_string())?;
-    let (calls, results) =
-        sys::take_stdio_channel().map_err(|e| format!("cannot take the channel off stdio: {e}"))?;
-    serve_on(registry, &config, calls, results)
-}
-
-/// Serves on a channel already taken off stdio (or received by a fork).
+/// Serves on a channel already taken off stdio (or received by a fork):
+/// its own process group, the signal setup, the watchdog on the channel.
 fn serve_on(
     registry: &Registry,
-    config: &Config,
+    settings: &Settings,
     calls: std::fs::File,
     results: std::fs::File,
 ) -> Result<Ending, String> {
-    let parent_alive = sys::die_with_parent(config.parent_pid)
-        .map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
-    if !parent_alive {
-        // The pool is gone already: nobody will read our results.
-        return Ok(Ending::ChannelClosed);
-    }
+    sys::lead_own_group();
     sys::install_signal_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    sys::die_with_parent().map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
+    liveness::watch(&calls).map_err(|e| format!("cannot watch the call channel: {e}"))?;
     let calls = sys::SpinningReader { file: calls };
-    Ok(serve_channel(registry, config, calls, results))
+    Ok(serve_channel(registry, settings, calls, results))
 }

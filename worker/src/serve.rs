@@ -1,99 +1,14 @@
 //! The serve loop: Hello, the initializer, then calls until the channel ends.
 
 use crate::registry::Registry;
+use crate::settings::Settings;
 use procpool_ipc::{
-    env, CallKind, Decoder, Done, EncodeError, ExitReason, FrameBuf, FrameWriter, FromWorker,
-    Hello, Outcome, ReadStatus, RemoteError, RemoteErrorKind, ToWorker, DEFAULT_MAX_FRAME_LEN,
+    CallKind, Decoder, Done, EncodeError, ExitReason, FrameBuf, FrameWriter, FromWorker, Hello,
+    Outcome, ReadStatus, RemoteError, RemoteErrorKind, ToWorker,
 };
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::atomic::Ordering;
-
-/// How a worker was started: what the parent put in its environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Config {
-    /// The parent's pid, checked after asking for the parent-death signal.
-    pub parent_pid: Option<u32>,
-    /// Exit after this many calls (`max_tasks_per_child`).
-    pub max_tasks: Option<u64>,
-    /// The initializer's task name and encoded arguments.
-    pub initializer: Option<(String, Vec<u8>)>,
-    /// The frame limit for both directions.
-    pub max_frame_len: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            parent_pid: None,
-            max_tasks: None,
-            initializer: None,
-            max_frame_len: DEFAULT_MAX_FRAME_LEN,
-        }
-    }
-}
-
-/// A worker environment variable with a value that makes no sense.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The variable.
-    pub variable: &'static str,
-    /// Its value.
-    pub value: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "bad worker setting {}={:?}", self.variable, self.value)
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-impl Config {
-    /// Whether this process was started as a procpool worker.
-    pub fn is_worker() -> bool {
-        std::env::var_os(env::WORKER).is_some()
-    }
-
-    /// Reads the settings a parent passes in the environment; absent ones take
-    /// their defaults.
-    ///
-    /// # Errors
-    /// [`ConfigError`] for a variable that does not parse.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        fn var(name: &'static str) -> Option<String> {
-            std::env::var(name).ok().filter(|v| !v.is_empty())
-        }
-        fn number<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>, ConfigError> {
-            var(name)
-                .map(|v| {
-                    v.parse().map_err(|_| ConfigError {
-                        variable: name,
-                        value: v,
-                    })
-                })
-                .transpose()
-        }
-        let initializer = match var(env::INITIALIZER) {
-            None => None,
-            Some(name) => {
-                let hex = var(env::INITIALIZER_ARGS).unwrap_or_default();
-                let args = env::hex_decode(&hex).ok_or(ConfigError {
-                    variable: env::INITIALIZER_ARGS,
-                    value: hex,
-                })?;
-                Some((name, args))
-            }
-        };
-        Ok(Self {
-            parent_pid: number(env::PARENT_PID)?,
-            max_tasks: number::<u64>(env::MAX_TASKS)?.filter(|&n| n > 0),
-            initializer,
-            max_frame_len: number(env::MAX_FRAME_LEN)?.unwrap_or(DEFAULT_MAX_FRAME_LEN),
-        })
-    }
-}
 
 /// Why the serve loop ended.
 #[derive(Debug)]
@@ -146,20 +61,25 @@ impl fmt::Display for Ending {
 /// launcher).
 pub fn serve_channel<R: Read, W: Write>(
     registry: &Registry,
-    config: &Config,
+    settings: &Settings,
     mut calls: R,
     results: W,
 ) -> Ending {
     crate::panic_capture::install_hook();
     let mut out =
-        FrameWriter::with_buf(results, FrameBuf::with_max_frame_len(config.max_frame_len));
+        FrameWriter::with_buf(results, FrameBuf::with_max_frame_len(settings.max_frame_len));
     let mut names: Vec<String> = registry.names().map(str::to_owned).collect();
     names.sort_unstable();
     if let Err(e) = out.send(&FromWorker::Hello(Hello::new(std::process::id(), names))) {
         return Ending::Io(e);
     }
-    if let Some((name, args)) = &config.initializer {
-        if let Err(e) = registry.initialize(name, args) {
+    if let Some((name, args)) = &settings.initializer {
+        if !crate::liveness::begin_call() {
+            return Ending::ChannelClosed;
+        }
+        let initialized = registry.initialize(name, args);
+        crate::liveness::end_call();
+        if let Err(e) = initialized {
             let mut e = e;
             if e.kind != RemoteErrorKind::Initializer {
                 e.message = format!("initializer `{name}`: {} ({})", e.message, e.kind);
@@ -171,7 +91,7 @@ pub fn serve_channel<R: Read, W: Write>(
             return Ending::InitializerFailed(e);
         }
     }
-    let mut decoder = Decoder::with_max_frame_len(config.max_frame_len);
+    let mut decoder = Decoder::with_max_frame_len(settings.max_frame_len);
     let mut done = procpool_ipc::DoneFrame::new();
     let mut served: u64 = 0;
     loop {
@@ -205,16 +125,22 @@ pub fn serve_channel<R: Read, W: Write>(
             }
             Err(e) => return Ending::Protocol(e.to_string()),
         };
+        if !crate::liveness::begin_call() {
+            // The pool hung up: what is still queued runs for nobody.
+            return Ending::ChannelClosed;
+        }
         done.clear();
         crate::sys::NEXT_SPIN_US.store(call.spin_us, Ordering::Relaxed);
         let result = registry.call(call.task, call.kind, call.payload, done.output_buf());
-        // A stop request belongs to the call it interrupted.
+        crate::liveness::end_call();
+        // A stop request belongs to the call it interrupted: cleared once it
+        // returned, before its Done is sent and the next call starts.
         crate::sys::STOP_REQUESTED.store(false, Ordering::Relaxed);
         // An output is sent from the buffer it was encoded into; an error, or
         // an output too large for a frame, as a queued message.
         let failure = match result {
             Ok(()) => done
-                .seal(call.id, config.max_frame_len)
+                .seal(call.id, settings.max_frame_len)
                 .err()
                 .map(|e| unsendable(call.task, call.kind, e)),
             Err(e) => Some(e),
@@ -231,7 +157,7 @@ pub fn serve_channel<R: Read, W: Write>(
             return Ending::Io(e);
         }
         served += 1;
-        let last = config.max_tasks == Some(served);
+        let last = settings.max_tasks == Some(served);
         if last {
             if let Err(e) = out.queue(&FromWorker::Exiting(ExitReason::MaxTasks)) {
                 return Ending::Io(io::Error::new(io::ErrorKind::InvalidData, e));

@@ -52,10 +52,58 @@ pub(crate) fn take_stdio_channel() -> io::Result<(File, File)> {
     Ok((File::from(calls), File::from(results)))
 }
 
-/// Asks the kernel to SIGKILL this process when its parent thread exits,
-/// then checks that the parent is still `expected_parent` (it may have died
-/// before the request). Returns `false` when the parent is already gone.
-pub(crate) fn die_with_parent(expected_parent: Option<u32>) -> io::Result<bool> {
+/// Whether this process leads its own process group, so that killing the
+/// group takes exactly this worker and what its tasks started.
+static LEADS_GROUP: AtomicBool = AtomicBool::new(false);
+
+/// Makes this process the leader of a process group of its own, unless it
+/// is already (a pool starts it so; a wrapper program between the pool and
+/// the worker may not have). Afterwards, [`kill_own_group`] kills only what
+/// belongs to this worker.
+pub(crate) fn lead_own_group() {
+    // SAFETY: getpid and getpgid(0) have no preconditions and touch no
+    // memory; setpgid(0, 0) changes only this process's own group.
+    let leads = unsafe {
+        libc::getpgid(0) == libc::getpid() || libc::setpgid(0, 0) == 0
+    };
+    LEADS_GROUP.store(leads, Ordering::Relaxed);
+}
+
+/// SIGKILLs this worker's process group (this process and what its tasks
+/// started), or only this process where it could not lead a group of its
+/// own. Async-signal-safe: an atomic load and `kill`.
+pub(crate) fn kill_own_group() {
+    // SAFETY: kill takes two integers and touches no memory; getpid cannot
+    // fail. kill(0, ..) reaches this process's group, which it leads.
+    unsafe {
+        if LEADS_GROUP.load(Ordering::Relaxed) {
+            libc::kill(0, libc::SIGKILL);
+        }
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+}
+
+/// Asks the kernel to send SIGHUP to this process when its parent thread
+/// exits; the handler ([`install_signal_handlers`]) kills the worker's
+/// process group, so that a dead pool takes its tasks' processes too, not
+/// only the worker (a SIGKILL here would kill the worker alone).
+pub(crate) fn die_with_parent() -> io::Result<()> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and changes only
+    // this process's own attribute.
+    check(unsafe {
+        libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGHUP as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    })
+    .map(drop)
+}
+
+/// The fork server's parent-death signal: SIGKILL, for it alone.
+pub(crate) fn die_with_parent_plainly() -> io::Result<()> {
     // SAFETY: prctl(PR_SET_PDEATHSIG) takes a signal number and changes only
     // this process's own attribute.
     check(unsafe {
@@ -66,10 +114,61 @@ pub(crate) fn die_with_parent(expected_parent: Option<u32>) -> io::Result<bool> 
             0,
             0,
         )
-    })?;
-    // SAFETY: getppid has no preconditions and cannot fail.
-    let parent = unsafe { libc::getppid() };
-    Ok(expected_parent.is_none_or(|p| i64::from(p) == i64::from(parent)))
+    })
+    .map(drop)
+}
+
+/// Blocks until the read end `fd` of a pipe is hung up: every writer has
+/// closed it. Data waiting in the pipe does not end the wait.
+pub(crate) fn wait_for_hangup(fd: RawFd) -> io::Result<()> {
+    loop {
+        // No events asked for: poll reports only POLLHUP, POLLERR and
+        // POLLNVAL, which are always reported.
+        let mut fds = libc::pollfd {
+            fd,
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: poll reads and writes exactly the one pollfd we pass, which
+        // lives on this stack frame for the call.
+        let ready = unsafe { libc::poll(&mut fds, 1, -1) };
+        if ready > 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if ready < 0 && err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Closes every fd above 2, whatever it is: what a wrapper program or an
+/// old C library leaked into this worker without close-on-exec. Best
+/// effort; only for a process that owns no fd above 2 yet (a worker before
+/// it builds its registry).
+pub(crate) fn close_inherited_fds() {
+    // SAFETY: close_range closes fds and touches no memory of ours; the
+    // caller owns nothing above fd 2, so no Rust object loses its fd.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if ret == 0 {
+        return;
+    }
+    // Before Linux 5.9: the fds this process has, one by one.
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return;
+    };
+    let fds: Vec<RawFd> = dir
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in fds {
+        // SAFETY: as above; the directory's own fd is closed already (the
+        // iterator was dropped), so a failing close is only EBADF.
+        unsafe {
+            libc::close(fd);
+        }
+    }
 }
 
 /// Async-signal-safe: one atomic store.
@@ -77,12 +176,19 @@ extern "C" fn on_sigterm(_signal: libc::c_int) {
     STOP_REQUESTED.store(true, Ordering::Relaxed);
 }
 
+/// The parent-death signal: the pool is gone. Async-signal-safe (see
+/// [`kill_own_group`]).
+extern "C" fn on_parent_death(_signal: libc::c_int) {
+    kill_own_group();
+}
+
 /// SIGINT ignored (a terminal's Ctrl-C is the parent's to judge), SIGTERM
-/// turned into the stop flag. No other handler is installed.
+/// turned into the stop flag, SIGHUP (the parent-death signal) kills the
+/// worker's group. No other handler is installed.
 pub(crate) fn install_signal_handlers() -> io::Result<()> {
     // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value, and
-    // the handler stored in it only performs an atomic store, which is
-    // async-signal-safe.
+    // the handlers stored in it are async-signal-safe (an atomic store; an
+    // atomic load and kill).
     unsafe {
         let mut ignore: libc::sigaction = std::mem::zeroed();
         ignore.sa_sigaction = libc::SIG_IGN;
@@ -92,6 +198,10 @@ pub(crate) fn install_signal_handlers() -> io::Result<()> {
         term.sa_flags = libc::SA_RESTART;
         check(libc::sigemptyset(&mut term.sa_mask))?;
         check(libc::sigaction(libc::SIGTERM, &term, std::ptr::null_mut()))?;
+        let mut hup: libc::sigaction = std::mem::zeroed();
+        hup.sa_sigaction = on_parent_death as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        check(libc::sigemptyset(&mut hup.sa_mask))?;
+        check(libc::sigaction(libc::SIGHUP, &hup, std::ptr::null_mut()))?;
     }
     Ok(())
 }

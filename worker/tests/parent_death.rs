@@ -1,8 +1,8 @@
 //! A worker never outlives its parent: the test starts a shell that starts
-//! the worker as its own child (with `PROCPOOL_PARENT_PID` set to the shell,
-//! as a pool would) and then execs `sleep`. The worker's call pipe is held
-//! open by the test, so EOF cannot end it; when the parent is SIGKILLed, the
-//! parent-death signal must take the worker down within a few seconds.
+//! the worker as its own child and then execs `sleep`. The worker's call
+//! pipe is held open by the test, so its hang-up cannot end it; when the
+//! parent is SIGKILLed, the parent-death signal (SIGHUP, whose handler kills
+//! the worker's process group) must take the worker down within seconds.
 //!
 //! The test process makes itself a child subreaper (a process-global change,
 //! hence this file of its own), so the orphaned worker becomes its child: it
@@ -28,10 +28,9 @@ fn worker_dies_within_seconds_when_its_parent_is_killed() {
     // background job's stdin would otherwise be /dev/null.
     command
         .arg("-c")
-        .arg(r#"exec 3<&0; PROCPOOL_PARENT_PID=$$ "$0" <&3 3<&- & exec sleep 3600"#)
+        .arg(r#"exec 3<&0; "$0" <&3 3<&- & exec sleep 3600"#)
         .arg(worker_program())
-        .env(env::WORKER, env::WORKER_MODE)
-        .env_remove(env::PARENT_PID);
+        .env(env::WORKER, env::WORKER_MODE);
     // The PROCPOOL_* cleanup of worker_command, on the shell.
     for (key, _) in worker_command().get_envs() {
         command.env_remove(key);

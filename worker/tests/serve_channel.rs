@@ -9,7 +9,7 @@ use procpool_ipc::{
     decode_value, encode_value, Call, CallKind, ExitReason, FrameBuf, FrameReader, FromWorker,
     Outcome, RemoteError, RemoteErrorKind, Task, ToWorker,
 };
-use procpool_worker::{serve_channel, Config, Ending, Registry};
+use procpool_worker::{serve_channel, Settings, Ending, Registry};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -138,7 +138,7 @@ impl Calls {
     }
 }
 
-fn serve(config: &Config, input: &[u8]) -> (Ending, Vec<Out>) {
+fn serve(config: &Settings, input: &[u8]) -> (Ending, Vec<Out>) {
     let runs = Arc::new(AtomicU32::new(0));
     let mut output = Vec::new();
     let ending = serve_channel(&registry(&runs), config, input, &mut output);
@@ -165,7 +165,7 @@ fn hello_then_a_done_per_call_then_channel_closed_at_eof() {
         .call(1, SQUARE, &3)
         .call(2, SQUARE, &4)
         .bytes();
-    let (ending, out) = serve(&Config::default(), &input);
+    let (ending, out) = serve(&Settings::default(), &input);
     assert!(matches!(ending, Ending::ChannelClosed), "{ending:?}");
     assert_eq!(ending.exit_code(), 0);
     assert_eq!(out.len(), 3);
@@ -206,7 +206,7 @@ fn bytes_arriving_one_at_a_time_give_the_same_frames() {
     let mut output = Vec::new();
     let ending = serve_channel(
         &registry(&runs),
-        &Config::default(),
+        &Settings::default(),
         OneByte(&input),
         &mut output,
     );
@@ -224,7 +224,7 @@ fn shutdown_answers_earlier_calls_then_exits_without_reading_on() {
         .shutdown()
         .call(2, SQUARE, &3)
         .bytes();
-    let (ending, out) = serve(&Config::default(), &input);
+    let (ending, out) = serve(&Settings::default(), &input);
     assert!(matches!(ending, Ending::Shutdown), "{ending:?}");
     assert_eq!(ending.exit_code(), 0);
     assert_eq!(out.len(), 3);
@@ -234,9 +234,9 @@ fn shutdown_answers_earlier_calls_then_exits_without_reading_on() {
 
 #[test]
 fn max_tasks_ends_with_exiting_max_tasks_after_that_many_calls() {
-    let config = Config {
+    let config = Settings {
         max_tasks: Some(2),
-        ..Config::default()
+        ..Settings::default()
     };
     let input = Calls::default()
         .raw(1, "unknown", CallKind::Single, &[])
@@ -254,9 +254,9 @@ fn max_tasks_ends_with_exiting_max_tasks_after_that_many_calls() {
 
 #[test]
 fn initializer_runs_once_before_the_first_call() {
-    let config = Config {
+    let config = Settings {
         initializer: Some(("init".to_owned(), vec![1])),
-        ..Config::default()
+        ..Settings::default()
     };
     let input = Calls::default()
         .call(1, COUNT, &())
@@ -279,9 +279,9 @@ fn initializer_runs_once_before_the_first_call() {
 
 #[test]
 fn failing_initializer_ends_with_initializer_failed_and_exit_code_3() {
-    let config = Config {
+    let config = Settings {
         initializer: Some(("init".to_owned(), vec![0])),
-        ..Config::default()
+        ..Settings::default()
     };
     let input = Calls::default().call(1, SQUARE, &2).bytes();
     let (ending, out) = serve(&config, &input);
@@ -309,7 +309,7 @@ fn protocol_violations_end_with_exit_code_2_after_answering_earlier_calls() {
     ];
     for (garbage, what) in cases {
         let input = [&calls[..], garbage].concat();
-        let (ending, out) = serve(&Config::default(), &input);
+        let (ending, out) = serve(&Settings::default(), &input);
         assert_eq!(ending.exit_code(), 2, "{garbage:?}: {ending:?}");
         let Ending::Protocol(message) = &ending else {
             panic!("{ending:?}")
@@ -337,7 +337,7 @@ fn broken_result_channel_ends_with_io_and_exit_code_1() {
     }
     let runs = Arc::new(AtomicU32::new(0));
     let input = Calls::default().call(1, SQUARE, &7).bytes();
-    let ending = serve_channel(&registry(&runs), &Config::default(), &input[..], Broken);
+    let ending = serve_channel(&registry(&runs), &Settings::default(), &input[..], Broken);
     assert!(matches!(ending, Ending::Io(_)), "{ending:?}");
     assert_eq!(ending.exit_code(), 1);
 }
@@ -348,7 +348,7 @@ fn panic_in_an_argument_deserialize_fails_only_that_call() {
         .call(1, TOUCHY, &Touchy(13))
         .call(2, TOUCHY, &Touchy(12))
         .bytes();
-    let (ending, out) = serve(&Config::default(), &input);
+    let (ending, out) = serve(&Settings::default(), &input);
     assert!(matches!(ending, Ending::ChannelClosed), "{ending:?}");
     let (id, e) = done_error(&out[1]);
     assert_eq!(id, 1);
@@ -364,7 +364,7 @@ fn panic_in_an_output_serialize_fails_only_that_call() {
         .call(1, EXPLOSIVE, &1)
         .call(2, SQUARE, &6)
         .bytes();
-    let (_, out) = serve(&Config::default(), &input);
+    let (_, out) = serve(&Settings::default(), &input);
     let (id, e) = done_error(&out[1]);
     assert_eq!(id, 1);
     assert_eq!(e.kind, RemoteErrorKind::Panicked);
@@ -382,7 +382,7 @@ fn batch_elements_fail_on_their_own() {
         .raw(1, "boom", CallKind::Batch, &payload)
         .raw(2, "square", CallKind::Batch, &squares)
         .bytes();
-    let (_, out) = serve(&Config::default(), &input);
+    let (_, out) = serve(&Settings::default(), &input);
     let Out::Done(1, Ok(bytes)) = &out[1] else {
         panic!("{:?}", out[1])
     };

@@ -1,19 +1,36 @@
 //! The worker program of the conformance tests: every task of
 //! `procpool_conformance::tasks`, served on stdin/stdout.
 //!
+//! `--app` makes it an application whose `main` calls `serve_if_worker`
+//! first and then prints `APP_RAN`; `--list-fds` prints its open fds.
+//!
 //! `procpool-test-worker --host-pool` is a pool's parent instead, for the
 //! tests that kill a pool's whole process: it starts a pool of two of these
 //! workers, has one killed so that its replacement is forked by the fork
-//! server, keeps both busy, prints `workers PID PID` (once both run) and
+//! server, keeps both busy with tasks that start a `sleep` child each,
+//! prints `workers PID PID`, `grandchildren PID PID` (once both run) and
 //! `forked N`, and waits to be killed. It exits 1, with a message, when a
 //! worker does not start its task within 20 s.
 
-use procpool_conformance::tasks::{GETPID, KILL_SELF, PID_FILE_SLEEP};
+use procpool_conformance::tasks::{GETPID, KILL_SELF, PIDS_FILE_WITH_CHILD};
 use std::time::Duration;
 
 fn main() {
-    if std::env::args().nth(1).as_deref() == Some("--host-pool") {
-        host_pool();
+    match std::env::args().nth(1).as_deref() {
+        Some("--host-pool") => host_pool(),
+        Some("--app") => {
+            // An application: serves if a pool started it, else goes on.
+            procpool::serve_if_worker(procpool_conformance::registry);
+            println!("{}", procpool_conformance::APP_RAN);
+            return;
+        }
+        Some("--list-fds") => {
+            for fd in procpool_conformance::open_fds() {
+                println!("{fd}");
+            }
+            return;
+        }
+        _ => {}
     }
     procpool::serve(procpool_conformance::registry());
 }
@@ -39,7 +56,7 @@ fn host_pool() -> ! {
         .map(|i| {
             let file = dir.join(i.to_string()).to_string_lossy().into_owned();
             let future = pool
-                .submit(PID_FILE_SLEEP, (file.clone(), 600_000))
+                .submit(PIDS_FILE_WITH_CHILD, (file.clone(), 600_000))
                 .expect("submit");
             (file, future)
         })
@@ -48,9 +65,9 @@ fn host_pool() -> ! {
     let pids: Vec<String> = busy
         .iter()
         .map(|(file, _)| loop {
-            if let Ok(pid) = std::fs::read_to_string(file) {
-                if !pid.is_empty() {
-                    break pid;
+            if let Ok(pids) = std::fs::read_to_string(file) {
+                if pids.contains(' ') {
+                    break pids;
                 }
             }
             if std::time::Instant::now() > deadline {
@@ -61,7 +78,14 @@ fn host_pool() -> ! {
         })
         .collect();
     let _ = std::fs::remove_dir_all(&dir);
-    println!("workers {}", pids.join(" "));
+    let field = |i: usize| {
+        pids.iter()
+            .map(|p| p.split_whitespace().nth(i).unwrap_or("0").to_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    println!("workers {}", field(0));
+    println!("grandchildren {}", field(1));
     println!("forked {}", pool.stats().workers_forked);
     loop {
         std::thread::park();

@@ -123,14 +123,23 @@ pub(crate) fn kill_9(pid: u32) {
     assert_eq!(rc, 0, "kill -9 {pid}: {}", std::io::Error::last_os_error());
 }
 
-/// Which half of a codec error this is, by name (`EncodeArgs`, ...).
-///
-/// `procpool` does not re-export `procpool_ipc::CodecOp`, so a user of the
-/// facade can only match it by its `Debug` name.
-pub(crate) fn codec_op(error: &procpool::Error) -> Option<String> {
+/// Asserts that `error` is a codec failure of `task` in `op`, whose message
+/// contains `says` (when given).
+#[track_caller]
+pub(crate) fn assert_codec_failure(
+    error: &procpool::Error,
+    task: &str,
+    op: procpool::CodecOp,
+    says: Option<&str>,
+) {
     match error {
-        procpool::Error::Codec { op, .. } => Some(format!("{op:?}")),
-        _ => None,
+        procpool::Error::Codec(e) => {
+            assert_eq!((e.task.as_str(), e.op), (task, op), "{error:?}");
+        }
+        other => panic!("expected a codec failure of `{task}` ({op:?}), got {other:?}"),
+    }
+    if let Some(says) = says {
+        assert!(error.to_string().contains(says), "{error}");
     }
 }
 

@@ -198,6 +198,24 @@ pub(crate) fn wait_child(pid: u32, block: bool) -> io::Result<Option<std::proces
     }
 }
 
+/// Whether `pid` is a child of this process (running or exited, not yet
+/// reaped), without reaping it.
+pub(crate) fn is_child(pid: u32) -> bool {
+    let pid: libc::id_t = pid;
+    // SAFETY: waitid writes one siginfo_t into `info`, which lives on this
+    // frame; WNOWAIT leaves the child waitable, WNOHANG never blocks.
+    let ret = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PID,
+            pid,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    ret == 0
+}
+
 /// A pipe, both ends close-on-exec: (read end, write end).
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];

@@ -1,7 +1,8 @@
 //! The manager's OS calls, behind one small interface so that another
-//! platform can provide its own file. Linux is the one provided: pidfds for
+//! platform can provide its own files. Linux is the one provided: pidfds for
 //! exit notification and race-free signals, process groups for stopping a
-//! task's own children, `F_SETPIPE_SZ` for large payloads.
+//! task's own children, `F_SETPIPE_SZ` for large payloads, `posix_spawn`
+//! with inherited fds closed.
 //!
 //! What a backend provides:
 //! - [`Pidfd`]: an fd that turns readable when a process exits, and sends it
@@ -9,15 +10,18 @@
 //!   where the kernel has none (the caller then watches for EOF on the
 //!   worker's result pipe, CPython's way);
 //! - [`signal_group`]: a signal to every process of a worker's group;
-//! - [`grow_pipe`]: a larger pipe buffer, best effort;
+//! - [`grow_pipe`], [`pipe`]: pipes, larger ones for large payloads;
 //! - [`TimerFd`]: a deadline the poll can wait on to the microsecond;
-//! - [`pipe`], [`send_fork_request`], [`wait_child`]: what the fork server
-//!   (`crate::forkserver`) needs: pipes to hand over, fds sent over a Unix
-//!   socket, and reaping a child std did not spawn.
+//! - [`spawn`]: a program started in a group of its own with only its
+//!   channel and fds 0-2;
+//! - [`send_fork_request`], [`wait_child`]: what the fork server needs: fds
+//!   sent over a Unix socket, and reaping a child by pid.
 
 #[path = "linux.rs"]
 mod imp;
+mod spawn;
 
 pub(crate) use imp::{
-    grow_pipe, pipe, send_fork_request, signal_group, wait_child, Pidfd, TimerFd,
+    grow_pipe, is_child, pipe, send_fork_request, signal_group, wait_child, Pidfd, TimerFd,
 };
+pub(crate) use spawn::{closes_inherited_fds, spawn, SpawnSpec};

@@ -58,9 +58,7 @@ pub(crate) fn worker_command() -> Command {
 
 /// The environment a pool sets for a worker it spawns itself.
 pub(crate) fn pool_env(command: &mut Command) -> &mut Command {
-    command
-        .env(env::WORKER, env::WORKER_MODE)
-        .env(env::PARENT_PID, std::process::id().to_string())
+    command.env(env::WORKER, env::WORKER_MODE)
 }
 
 /// The hex of an initializer's encoded arguments.

@@ -7,15 +7,15 @@
 //! another version, a registry that starts threads) or stops answering, the
 //! pool goes back to spawning each worker.
 
+use super::command::spawn_spec;
+use super::process::Process;
+use super::StartError;
 use crate::config::Config;
 use crate::sys;
-use crate::worker::worker_command;
-use crate::Error;
 use procpool_ipc::env;
 use std::io::{self, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long the server may take to start: an exec and the program's start,
@@ -26,7 +26,7 @@ const FORK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A running fork server: its process and our end of its socket.
 pub(crate) struct Forkserver {
-    process: Child,
+    process: Process,
     socket: UnixStream,
     /// The greeting's bytes read so far; it is used once all have come.
     greeting: Vec<u8>,
@@ -37,27 +37,22 @@ impl Forkserver {
     /// Starts the worker program as a fork server. It is not waited for:
     /// [`ready`](Self::ready) says whether it has greeted, and the first
     /// [`fork`](Self::fork) waits.
-    pub(crate) fn start(config: &Config) -> Result<Self, Error> {
-        let (socket, theirs) = UnixStream::pair()
-            .map_err(|e| Error::Spawn(format!("cannot make the fork server's socket: {e}")))?;
+    pub(crate) fn start(config: &Config) -> Result<Self, StartError> {
+        let socket_error = |e| StartError::new("cannot make the fork server's socket", e);
+        let (socket, theirs) = UnixStream::pair().map_err(socket_error)?;
+        let (spec, program) = spawn_spec(config, true)
+            .map_err(|e| StartError::new("cannot build the fork server's command", e))?;
         // The socket is its stdout too: a program that is no fork server (of
         // another procpool version) answers with a worker's Hello there, and
         // is found out at once rather than after the start timeout.
-        let theirs_out = theirs
-            .try_clone()
-            .map_err(|e| Error::Spawn(format!("cannot make the fork server's socket: {e}")))?;
-        let (mut command, program) = worker_command(config)?;
-        command
-            .env(env::FORKSERVER, "1")
-            .stdin(Stdio::from(OwnedFd::from(theirs)))
-            .stdout(Stdio::from(OwnedFd::from(theirs_out)))
-            .stderr(Stdio::inherit());
-        let process = command
-            .spawn()
-            .map_err(|e| Error::Spawn(format!("{} (fork server): {e}", program.display())))?;
+        let theirs = OwnedFd::from(theirs);
+        let pid = sys::spawn(&spec, &theirs, &theirs).map_err(|e| {
+            StartError::new(format!("{} (fork server)", program.display()), e)
+        })?;
+        drop(theirs);
         // Dropped, and so killed and reaped, on any failure from here on.
         let server = Self {
-            process,
+            process: Process::new(pid),
             socket,
             greeting: Vec::with_capacity(env::FORKSERVER_GREETING.len()),
             started: Instant::now(),
@@ -65,7 +60,7 @@ impl Forkserver {
         server
             .socket
             .set_nonblocking(true)
-            .map_err(|e| Error::Spawn(format!("the fork server's socket: {e}")))?;
+            .map_err(|e| StartError::new("the fork server's socket", e))?;
         Ok(server)
     }
 
@@ -116,10 +111,14 @@ impl Forkserver {
     /// socket up for requests (blocking reads, bounded by [`FORK_TIMEOUT`]).
     fn check_greeting(&mut self) -> io::Result<()> {
         if self.greeting != env::FORKSERVER_GREETING {
-            return Err(io::Error::other(format!(
-                "it is no fork server of this version (it greeted {:?})",
-                self.greeting
-            )));
+            // InvalidData: the program will never be a fork server of ours.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "it is no fork server of this version (it greeted {:?})",
+                    self.greeting
+                ),
+            ));
         }
         self.socket.set_nonblocking(false)?;
         self.socket.set_read_timeout(Some(FORK_TIMEOUT))
@@ -146,7 +145,7 @@ impl Forkserver {
 
     /// The server's pid.
     pub(crate) fn pid(&self) -> u32 {
-        self.process.id()
+        self.process.pid()
     }
 }
 
@@ -155,7 +154,6 @@ impl Drop for Forkserver {
         // It holds nothing worth a grace period; the workers it forked are in
         // groups of their own and are not touched.
         let _ = self.socket.shutdown(std::net::Shutdown::Both);
-        let _ = self.process.kill();
-        let _ = self.process.wait();
+        self.process.kill_and_reap();
     }
 }

@@ -1,0 +1,251 @@
+//! Which job goes to which worker: the pending queue, the idle workers,
+//! the windows of busy ones and what a task is expected to cost. Plain
+//! values and no I/O, so that it is tested as such.
+
+use crate::job::Work;
+use rustc_hash::FxHashMap;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// A worker takes jobs into its window (beyond the one it runs) only while
+/// the expected run time of what it already holds stays under this: a short
+/// task never waits long behind another, and a long one never has anything
+/// queued behind it.
+pub(crate) const WINDOW_BUDGET: Duration = Duration::from_millis(1);
+
+/// The most jobs one worker holds at once (running plus queued).
+pub(crate) const MAX_WINDOW: usize = 64;
+
+/// What a worker's window holds, for deciding whether it takes one more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    /// Jobs in it (the first runs).
+    pub(crate) len: usize,
+    /// The summed expected cost of those known to be short.
+    pub(crate) known_load: Duration,
+    /// Those whose cost is unknown or long.
+    pub(crate) unknown_load: usize,
+    /// Calls the worker answered so far.
+    pub(crate) served: u64,
+    /// It serves (ready, call pipe open) and its running job is not being
+    /// stopped.
+    pub(crate) open: bool,
+}
+
+impl Window {
+    /// The load the window would carry with one more job of `cost`, if it
+    /// can take it: everything it holds is short and known, the sum stays
+    /// within [`WINDOW_BUDGET`], it holds fewer than [`MAX_WINDOW`], and a
+    /// recycling worker (`max_tasks`) will live to run it.
+    pub(crate) fn room_for(&self, cost: Duration, max_tasks: Option<u64>) -> Option<Duration> {
+        let will_run = max_tasks.map_or(u64::MAX, |m| m.saturating_sub(self.served));
+        if !self.open
+            || self.unknown_load > 0
+            || self.len >= MAX_WINDOW
+            || self.len as u64 + 1 > will_run
+        {
+            return None;
+        }
+        let load = self.known_load + cost;
+        (load <= WINDOW_BUDGET).then_some(load)
+    }
+}
+
+/// The least loaded of the windows that can take one more job of `cost`.
+pub(crate) fn least_loaded(
+    windows: impl IntoIterator<Item = (usize, Window)>,
+    cost: Duration,
+    max_tasks: Option<u64>,
+) -> Option<usize> {
+    windows
+        .into_iter()
+        .filter_map(|(slot, window)| Some((window.room_for(cost, max_tasks)?, slot)))
+        .min()
+        .map(|(_, slot)| slot)
+}
+
+/// The queue and the idle workers.
+#[derive(Default)]
+pub(crate) struct Scheduler {
+    pending: VecDeque<Work>,
+    /// Ready workers with nothing to run, most recently freed last: the
+    /// warmest is picked first.
+    idle: Vec<usize>,
+    costs: Costs,
+}
+
+impl Scheduler {
+    /// A new job, behind the others.
+    pub(crate) fn submit(&mut self, work: Work) {
+        self.pending.push_back(work);
+    }
+
+    /// A job that was sent to a worker which will not run it: first in line.
+    pub(crate) fn requeue(&mut self, work: Work) {
+        self.pending.push_front(work);
+    }
+
+    pub(crate) fn front(&self) -> Option<&Work> {
+        self.pending.front()
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Work> {
+        self.pending.pop_front()
+    }
+
+    /// Takes the pending job `id` out of the queue.
+    pub(crate) fn remove(&mut self, id: u64) -> Option<Work> {
+        let at = self.pending.iter().position(|w| w.id == id)?;
+        self.pending.remove(at)
+    }
+
+    /// Takes every pending job.
+    pub(crate) fn drain(&mut self) -> VecDeque<Work> {
+        std::mem::take(&mut self.pending)
+    }
+
+    pub(crate) fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Marks `slot` idle (once).
+    pub(crate) fn set_idle(&mut self, slot: usize) {
+        if !self.idle.contains(&slot) {
+            self.idle.push(slot);
+        }
+    }
+
+    /// Forgets `slot` as idle.
+    pub(crate) fn set_busy(&mut self, slot: usize) {
+        self.idle.retain(|&s| s != slot);
+    }
+
+    /// The warmest idle worker, no longer idle.
+    pub(crate) fn take_idle(&mut self) -> Option<usize> {
+        self.idle.pop()
+    }
+
+    pub(crate) fn idle(&self) -> usize {
+        self.idle.len()
+    }
+
+    pub(crate) fn clear_idle(&mut self) {
+        self.idle.clear();
+    }
+
+    pub(crate) fn costs(&mut self) -> &mut Costs {
+        &mut self.costs
+    }
+}
+
+/// Expected run time by task name: an average of recent runs, so that only
+/// tasks known to be short are queued behind others.
+#[derive(Default)]
+pub(crate) struct Costs {
+    // Task names are short and trusted: a fast hash (rustc's), not SipHash,
+    // whose defence against chosen keys buys nothing here.
+    expected: FxHashMap<&'static str, Duration>,
+}
+
+impl Costs {
+    /// Folds a run time into the task's expected run time.
+    pub(crate) fn learn(&mut self, task: &'static str, ran: Duration) {
+        let expected = self.expected.entry(task).or_insert(ran);
+        // An average weighted 1/4 to the newest run: quick to notice that a
+        // task got slow, which is what keeps windows safe.
+        *expected = (*expected * 3 + ran) / 4;
+    }
+
+    /// The expected run time of `task`, when it is known to be short enough
+    /// to wait in a window.
+    pub(crate) fn short(&self, task: &str) -> Option<Duration> {
+        self.expected
+            .get(task)
+            .copied()
+            .filter(|&d| d < WINDOW_BUDGET)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const US: Duration = Duration::from_micros(1);
+
+    fn window(len: usize, known: u32, unknown: usize) -> Window {
+        Window {
+            len,
+            known_load: US * known,
+            unknown_load: unknown,
+            served: 0,
+            open: true,
+        }
+    }
+
+    #[test]
+    fn a_window_takes_short_known_work_up_to_its_budget() {
+        assert_eq!(window(0, 0, 0).room_for(US * 10, None), Some(US * 10));
+        assert_eq!(window(3, 990, 0).room_for(US * 10, None), Some(US * 1000));
+        assert_eq!(window(3, 991, 0).room_for(US * 10, None), None, "over budget");
+        assert_eq!(window(1, 0, 1).room_for(US, None), None, "behind unknown work");
+        assert_eq!(window(MAX_WINDOW, 0, 0).room_for(US, None), None, "full");
+        let closed = Window {
+            open: false,
+            ..window(1, 1, 0)
+        };
+        assert_eq!(closed.room_for(US, None), None);
+    }
+
+    #[test]
+    fn a_recycling_worker_takes_no_more_than_it_will_run() {
+        let w = Window {
+            served: 8,
+            ..window(1, 1, 0)
+        };
+        // max_tasks 10: it runs 2 more, one of them held already.
+        assert_eq!(w.room_for(US, Some(10)), Some(US * 2));
+        assert_eq!(Window { len: 2, ..w }.room_for(US, Some(10)), None);
+        assert_eq!(Window { served: 9, ..w }.room_for(US, Some(10)), None);
+    }
+
+    #[test]
+    fn the_least_loaded_window_that_fits_wins() {
+        let windows = [
+            (0, window(2, 500, 0)),
+            (1, window(1, 100, 0)),
+            (2, window(1, 10, 1)),
+            (3, window(2, 950, 0)),
+        ];
+        assert_eq!(least_loaded(windows, US * 100, None), Some(1));
+        assert_eq!(least_loaded(windows, US * 950, None), None);
+        assert_eq!(least_loaded([], US, None), None);
+    }
+
+    #[test]
+    fn costs_follow_recent_runs_and_only_short_tasks_qualify() {
+        let mut costs = Costs::default();
+        assert_eq!(costs.short("t"), None, "unknown");
+        costs.learn("t", US * 100);
+        assert_eq!(costs.short("t"), Some(US * 100));
+        costs.learn("t", US * 500);
+        assert_eq!(costs.short("t"), Some(US * 200));
+        for _ in 0..8 {
+            costs.learn("t", Duration::from_millis(5));
+        }
+        assert_eq!(costs.short("t"), None, "it got slow");
+    }
+
+    #[test]
+    fn idle_workers_are_taken_warmest_first_and_once() {
+        let mut s = Scheduler::default();
+        s.set_idle(1);
+        s.set_idle(2);
+        s.set_idle(1);
+        assert_eq!(s.idle(), 2);
+        s.set_busy(2);
+        s.set_idle(3);
+        assert_eq!(s.take_idle(), Some(3));
+        assert_eq!(s.take_idle(), Some(1));
+        assert_eq!(s.take_idle(), None);
+    }
+}

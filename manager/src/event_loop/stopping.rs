@@ -1,0 +1,203 @@
+//! Stopping work: aborts, time limits and their grace periods, shutdown
+//! (with a deadline), terminate and kill; and the deadlines that fire.
+
+use super::settle::End;
+use super::timers::Deadline;
+use super::EventLoop;
+use crate::failure::Signal;
+use crate::job::StopReason;
+use crate::slot::Phase;
+use std::time::{Duration, Instant};
+
+impl EventLoop {
+    /// Stops the job `id`: cancelled if still queued or waiting in a window,
+    /// its worker stopped if it runs.
+    pub(super) fn abort(&mut self, id: u64) {
+        if let Some(work) = self.sched.remove(id) {
+            return self.settle(work, End::Cancelled);
+        }
+        for slot in 0..self.slots.len() {
+            let Some(w) = self.worker(slot) else { continue };
+            let Some(at) = w.window.iter().position(|j| j.id == id) else {
+                continue;
+            };
+            if at == 0 {
+                return self.stop_head(slot, StopReason::Aborted, None);
+            }
+            // Not started: it ends cancelled now. The worker will still
+            // reach it; if it is running then, it is stopped like any other.
+            let job = &mut w.window[at];
+            if job.stop.is_none() {
+                job.stop = Some(StopReason::Aborted);
+                if let Some(completion) = job.completion.take() {
+                    crate::stats::Gauges::bump(&self.gauges.cancelled);
+                    completion.cancel();
+                }
+            }
+            return;
+        }
+    }
+
+    /// Starts stopping the job running in `slot` (the head of its window):
+    /// SIGTERM to the worker's group and SIGKILL when the grace ends (grace
+    /// zero: SIGKILL now).
+    pub(super) fn stop_head(&mut self, slot: usize, reason: StopReason, grace: Option<Duration>) {
+        let Some(w) = self.worker(slot) else { return };
+        let Some(head) = w.window.front_mut() else {
+            return;
+        };
+        if head.stop.is_some() && head.completion.is_some() {
+            // Already being stopped.
+            return;
+        }
+        if head.stop.is_none() {
+            head.stop = Some(reason);
+        }
+        let grace = grace.unwrap_or(head.grace);
+        let (job, serial) = (head.id, w.serial);
+        log::debug!(
+            "procpool: stopping `{}` in worker {} ({reason:?}, grace {grace:?})",
+            head.task,
+            w.pid
+        );
+        // Nothing more goes to this worker until the stop has played out.
+        self.sched.set_busy(slot);
+        if grace.is_zero() {
+            self.kill_stopped(slot);
+        } else {
+            if let Some(w) = self.worker(slot) {
+                w.signal(libc::SIGTERM);
+            }
+            self.timers
+                .arm(grace, slot, serial, Deadline::GraceOver { job });
+        }
+    }
+
+    /// SIGKILLs the worker whose job is being stopped, and replaces it.
+    fn kill_stopped(&mut self, slot: usize) {
+        if let Some(w) = self.worker(slot) {
+            w.phase = Phase::Retiring;
+            w.signal(libc::SIGKILL);
+        }
+        self.replace_now(slot);
+    }
+
+    /// The job at the head of `slot`'s window has just started: arm its time
+    /// limit, carry out a stop asked for while it waited, and let the worker
+    /// take more work when it has none.
+    pub(super) fn head_changed(&mut self, slot: usize) {
+        let Some(w) = self.worker(slot) else { return };
+        let serial = w.serial;
+        match w.window.front() {
+            None => {
+                if w.is_idle() {
+                    self.sched.set_idle(slot);
+                }
+            }
+            Some(head) => {
+                let (job, limit, stopped) = (head.id, head.time_limit, head.stop);
+                if let Some(limit) = limit {
+                    self.timers
+                        .arm(limit, slot, serial, Deadline::TimeLimit { job });
+                }
+                if let Some(reason) = stopped {
+                    self.stop_head(slot, reason, None);
+                }
+            }
+        }
+    }
+
+    /// Carries out the deadlines that are due.
+    pub(super) fn fire_timers(&mut self) {
+        let now = Instant::now();
+        if self.stop_running_at.is_some_and(|at| at <= now) {
+            self.stop_running_at = None;
+            self.cancel_pending();
+            for slot in 0..self.slots.len() {
+                self.stop_head(slot, StopReason::Aborted, None);
+            }
+        }
+        while let Some(timer) = self.timers.pop_due(now) {
+            let slot = timer.slot;
+            let Some(w) = self.worker(slot) else { continue };
+            if w.serial != timer.serial {
+                continue;
+            }
+            let head = w.window.front().map(|j| (j.id, j.time_limit));
+            match timer.deadline {
+                Deadline::TimeLimit { job } => {
+                    if let Some((id, Some(limit))) = head {
+                        if id == job {
+                            self.stop_head(slot, StopReason::TimedOut(limit), None);
+                        }
+                    }
+                }
+                Deadline::GraceOver { job } => {
+                    if head.is_some_and(|(id, _)| id == job) {
+                        self.kill_stopped(slot);
+                    }
+                }
+                Deadline::Hello => self.check_hello(slot),
+                Deadline::Stall => self.check_stall(slot),
+                Deadline::Exit => {
+                    log::warn!(
+                        "procpool: worker {} did not exit in time when it had to; killing it",
+                        w.pid
+                    );
+                    w.signal(libc::SIGKILL);
+                }
+                Deadline::Reap => self.try_reap(slot),
+            }
+        }
+    }
+
+    /// Takes no more work; with `cancel_futures` cancels what is queued;
+    /// what still runs at `stop_running_at` is stopped.
+    pub(super) fn shutdown(&mut self, cancel_futures: bool, stop_running_at: Option<Instant>) {
+        self.shutting_down = true;
+        if cancel_futures {
+            self.cancel_pending();
+        }
+        if let Some(at) = stop_running_at {
+            self.stop_running_at = Some(self.stop_running_at.map_or(at, |t| t.min(at)));
+        }
+    }
+
+    /// Shuts down, cancels what is queued, and stops every worker: with
+    /// SIGKILL at once, idle and starting ones included; with SIGTERM, the
+    /// running jobs get their grace period and the others are told to exit.
+    pub(super) fn signal_workers(&mut self, signal: Signal) {
+        self.shutting_down = true;
+        let kill = signal == Signal::KILL;
+        self.killing_all |= kill;
+        self.cancel_pending();
+        let grace = if kill { Duration::ZERO } else { self.config.grace };
+        for slot in 0..self.slots.len() {
+            let Some(w) = self.worker(slot) else { continue };
+            w.phase = Phase::Retiring;
+            // What waits in its window never starts.
+            let waiting = w.drain_waiting();
+            let running = !w.window.is_empty();
+            for work in waiting {
+                self.settle(work, End::Cancelled);
+            }
+            if running {
+                self.stop_head(slot, StopReason::Aborted, Some(grace));
+            } else if kill {
+                if let Some(w) = self.worker(slot) {
+                    w.orderly_exit = true;
+                    w.signal(libc::SIGKILL);
+                }
+            } else {
+                self.retire(slot);
+            }
+        }
+        self.sched.clear_idle();
+    }
+
+    fn cancel_pending(&mut self) {
+        for work in self.sched.drain() {
+            self.settle(work, End::Cancelled);
+        }
+    }
+}

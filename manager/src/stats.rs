@@ -1,0 +1,86 @@
+//! What a pool tells about itself: the live [`Gauges`] the manager thread
+//! writes and callers read, and [`Stats`], a snapshot of them.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+/// Live counters of a pool, written by the manager thread.
+#[derive(Debug, Default)]
+pub(crate) struct Gauges {
+    pub(crate) workers_alive: AtomicUsize,
+    pub(crate) workers_idle: AtomicUsize,
+    pub(crate) queued: AtomicUsize,
+    pub(crate) running: AtomicUsize,
+    pub(crate) finished: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) cancelled: AtomicU64,
+    pub(crate) timed_out: AtomicU64,
+    pub(crate) workers_replaced: AtomicU64,
+    pub(crate) workers_started: AtomicU64,
+    pub(crate) workers_forked: AtomicU64,
+    pub(crate) worker_failures: AtomicU64,
+    /// Whether a caller waiting on a new job should spin (the manager's
+    /// reading of how dense the calls are).
+    pub(crate) spin_ok: AtomicBool,
+}
+
+impl Gauges {
+    /// Adds one to `counter`.
+    pub(crate) fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let now = |c: &AtomicUsize| c.load(Ordering::Relaxed);
+        Stats {
+            workers_alive: now(&self.workers_alive),
+            workers_idle: now(&self.workers_idle),
+            queued: now(&self.queued),
+            running: now(&self.running),
+            finished: get(&self.finished),
+            failed: get(&self.failed),
+            cancelled: get(&self.cancelled),
+            timed_out: get(&self.timed_out),
+            workers_replaced: get(&self.workers_replaced),
+            workers_started: get(&self.workers_started),
+            workers_forked: get(&self.workers_forked),
+            worker_failures: get(&self.worker_failures),
+        }
+    }
+}
+
+/// A snapshot of a pool's state and history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Worker processes alive (starting ones included; one already killed
+    /// and replaced, whose exit is not yet confirmed, is not counted).
+    pub workers_alive: usize,
+    /// Workers waiting for a task.
+    pub workers_idle: usize,
+    /// Tasks waiting for a worker.
+    pub queued: usize,
+    /// Tasks sent to a worker and not yet ended (running, or queued in its
+    /// window behind the running one).
+    pub running: usize,
+    /// Tasks that produced an output.
+    pub finished: u64,
+    /// Tasks that failed (panic, worker death, codec, protocol, broken pool).
+    pub failed: u64,
+    /// Tasks cancelled before or while running.
+    pub cancelled: u64,
+    /// Tasks stopped at their time limit.
+    pub timed_out: u64,
+    /// Workers that died or exited on their own and were replaced.
+    pub workers_replaced: u64,
+    /// Worker processes started in all.
+    pub workers_started: u64,
+    /// Of those, the ones forked by the fork server (the others were
+    /// spawned).
+    pub workers_forked: u64,
+    /// Worker failures counted by the crash-loop guard: starts that failed,
+    /// and workers that died or broke the protocol without completing a
+    /// task (a death while running a task is that task's failure, not one
+    /// of these).
+    pub worker_failures: u64,
+}

@@ -1,0 +1,134 @@
+//! How a worker was started: the [`Settings`] a pool passes in the
+//! environment (`procpool_ipc::env`), taken out of it at once so that they
+//! reach only the worker itself.
+//!
+//! A task may run a program that uses procpool, as a plain subprocess or
+//! with a pool of its own: were the marker left in the environment, that
+//! program would take itself for a worker.
+
+use procpool_ipc::{env, DEFAULT_MAX_FRAME_LEN};
+use std::fmt;
+
+/// A worker's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// Exit after this many calls (`max_tasks_per_child`).
+    pub max_tasks: Option<u64>,
+    /// The initializer's task name and encoded arguments.
+    pub initializer: Option<(String, Vec<u8>)>,
+    /// The frame limit for both directions.
+    pub max_frame_len: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            max_tasks: None,
+            initializer: None,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+}
+
+/// A worker setting with a value that makes no sense.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsError {
+    /// The variable.
+    pub variable: &'static str,
+    /// Its value.
+    pub value: String,
+}
+
+impl fmt::Display for SettingsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad worker setting {}={:?}", self.variable, self.value)
+    }
+}
+
+impl std::error::Error for SettingsError {}
+
+/// What the pool started this process as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Worker,
+    /// A fork server (`procpool_ipc::env::FORKSERVER`): it forks workers.
+    ForkServer,
+}
+
+/// Every variable of the worker contract, removed from the environment once
+/// read.
+const VARIABLES: [&str; 6] = [
+    env::WORKER,
+    env::FORKSERVER,
+    env::MAX_TASKS,
+    env::MAX_FRAME_LEN,
+    env::INITIALIZER,
+    env::INITIALIZER_ARGS,
+];
+
+impl Settings {
+    /// Whether this process was started as a procpool worker (and has not
+    /// taken its settings yet: see [`take_from_env`](Self::take_from_env)).
+    pub fn is_worker() -> bool {
+        std::env::var_os(env::WORKER).is_some()
+    }
+
+    /// Reads the settings a pool passes in the environment; absent ones take
+    /// their defaults. The environment is left as it is.
+    ///
+    /// # Errors
+    /// [`SettingsError`] for a variable that does not parse.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        fn var(name: &'static str) -> Option<String> {
+            std::env::var(name).ok().filter(|v| !v.is_empty())
+        }
+        fn number<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>, SettingsError> {
+            var(name)
+                .map(|v| {
+                    v.parse().map_err(|_| SettingsError {
+                        variable: name,
+                        value: v,
+                    })
+                })
+                .transpose()
+        }
+        let initializer = match var(env::INITIALIZER) {
+            None => None,
+            Some(name) => {
+                let hex = var(env::INITIALIZER_ARGS).unwrap_or_default();
+                let args = env::hex_decode(&hex).ok_or(SettingsError {
+                    variable: env::INITIALIZER_ARGS,
+                    value: hex,
+                })?;
+                Some((name, args))
+            }
+        };
+        Ok(Self {
+            max_tasks: number::<u64>(env::MAX_TASKS)?.filter(|&n| n > 0),
+            initializer,
+            max_frame_len: number(env::MAX_FRAME_LEN)?.unwrap_or(DEFAULT_MAX_FRAME_LEN),
+        })
+    }
+
+    /// Reads the settings and takes every worker variable out of this
+    /// process's environment, so that what the worker's tasks start never
+    /// sees them. `None` when this process is no worker.
+    ///
+    /// Call it while the process has one thread (first thing in `main`):
+    /// changing the environment races with threads that read it.
+    pub(crate) fn take_from_env() -> Option<(Role, Result<Self, SettingsError>)> {
+        if !Self::is_worker() {
+            return None;
+        }
+        let role = if std::env::var_os(env::FORKSERVER).is_some() {
+            Role::ForkServer
+        } else {
+            Role::Worker
+        };
+        let settings = Self::from_env();
+        for variable in VARIABLES {
+            std::env::remove_var(variable);
+        }
+        Some((role, settings))
+    }
+}
