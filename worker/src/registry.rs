@@ -178,7 +178,7 @@ where
                 out.truncate(mark);
                 let len = results.len() as u64;
                 encode_value(&len, out)
-                    .map_err(|r| RemoteError::new(RemoteErrorKind::OutputEncode, r))?;
+                    .map_err(|r| RemoteError::new(RemoteErrorKind::OutputEncode, r.to_string()))?;
                 for result in &results {
                     let mark = out.len();
                     let encoded = match result {
@@ -195,8 +195,9 @@ where
                                 std::any::type_name::<O>()
                             ),
                         );
-                        encode_value(&Err::<&O, RemoteError>(e), out)
-                            .map_err(|r| RemoteError::new(RemoteErrorKind::OutputEncode, r))?;
+                        encode_value(&Err::<&O, RemoteError>(e), out).map_err(|r| {
+                            RemoteError::new(RemoteErrorKind::OutputEncode, r.to_string())
+                        })?;
                     }
                 }
                 Ok(())
