@@ -124,9 +124,16 @@ impl PayloadError {
                 missing: additional,
             },
             E::LimitExceeded => Self::LengthOverInput,
+            E::InvalidIntegerType {
+                expected,
+                found: IntegerType::Reserved,
+            } => invalid(format!(
+                "a reserved varint marker where a {} is expected",
+                integer_name(&expected)
+            )),
             E::InvalidIntegerType { expected, found } => invalid(format!(
-                "{} where a {} is expected, out of its range",
-                integer_found(&found),
+                "an integer encoded as a {} where a {} is expected, out of its range",
+                integer_name(&found),
                 integer_name(&expected)
             )),
             E::NonZeroTypeIsZero { non_zero_type } => invalid(format!(
@@ -241,15 +248,6 @@ fn integer_name(t: &IntegerType) -> &'static str {
         IntegerType::I128 => "i128",
         IntegerType::Isize => "isize",
         _ => "integer",
-    }
-}
-
-/// What bincode found where it expected an integer: the size its varint
-/// marker announced, or a reserved marker.
-fn integer_found(t: &IntegerType) -> String {
-    match t {
-        IntegerType::Reserved => "a reserved varint marker byte".to_owned(),
-        other => format!("an integer encoded as a {}", integer_name(other)),
     }
 }
 
