@@ -1,7 +1,9 @@
 //! The task registry: typed functions behind their names, erased so that one
 //! table can dispatch any call.
 
-use procpool_ipc::{encode_value, CallKind, RemoteError, RemoteErrorKind, Task};
+use procpool_ipc::{
+    encode_value, CallKind, CodecError, CodecOp, RemoteError, RemoteErrorKind, Task,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -94,9 +96,18 @@ where
     F: Fn(A) -> O,
 {
     fn decode(&self, payload: &[u8]) -> Result<A, RemoteError> {
-        self.task
-            .decode_args(payload)
-            .map_err(|e| RemoteError::new(RemoteErrorKind::ArgsDecode, e.to_string()))
+        // `decode_value`, not `Task::decode_args` (which catches panics): a
+        // panic in `A`'s `Deserialize` unwinds to the call's guard, which
+        // reports it as `Panicked` with its location and backtrace.
+        procpool_ipc::decode_value(payload).map_err(|cause| {
+            let e = CodecError {
+                task: self.task.name().to_owned(),
+                op: CodecOp::DecodeArgs,
+                type_name: std::any::type_name::<A>(),
+                cause,
+            };
+            RemoteError::new(RemoteErrorKind::ArgsDecode, e.to_string())
+        })
     }
 
     /// Runs the function, turning a panic into a `Panicked` error with its
