@@ -7,7 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use procpool_ipc::{encode_value, Call, CallKind, FrameBuf, Task, ToWorker};
-use procpool_worker::{serve_channel, Config, Registry};
+use procpool_worker::{serve_channel, Registry, Settings};
 use std::hint::black_box;
 
 const NOOP: Task<u64, u64> = Task::new("noop");
@@ -40,7 +40,7 @@ fn registry_call(c: &mut Criterion) {
 
 fn serve_loop(c: &mut Criterion) {
     let registry = registry();
-    let config = Config::default();
+    let config = Settings::default();
     let mut group = c.benchmark_group("worker/serve_channel");
     group.throughput(Throughput::Elements(CALLS));
 

@@ -43,7 +43,12 @@ fn args_that_cannot_be_encoded_make_submit_return_the_error_and_nothing_is_sent(
     // test_error_at_task_pickle: CPython fails that future
     let pool = pool();
     let err = pool.submit(UNENCODABLE_ARGS, Unencodable).unwrap_err();
-    util::assert_codec_failure(&err, "unencodable_args", CodecOp::EncodeArgs, Some("Unencodable refuses to be encoded"));
+    util::assert_codec_failure(
+        &err,
+        "unencodable_args",
+        CodecOp::EncodeArgs,
+        Some("Unencodable refuses to be encoded"),
+    );
     assert_eq!(pool.stats().workers_started, 0, "nothing was sent");
     assert_pool_goes_on(&pool);
 }
@@ -70,7 +75,12 @@ fn args_undecodable_in_the_worker_fail_that_task_with_a_decode_error() {
         .unwrap()
         .result(Some(HANG))
         .unwrap_err();
-    util::assert_codec_failure(&err, "undecodable_args", CodecOp::DecodeArgs, Some("Undecodable refuses to be decoded"));
+    util::assert_codec_failure(
+        &err,
+        "undecodable_args",
+        CodecOp::DecodeArgs,
+        Some("Undecodable refuses to be decoded"),
+    );
     assert_pool_goes_on(&pool);
 }
 
@@ -83,7 +93,11 @@ fn a_segfault_fails_that_task_with_signal_11_and_the_pool_goes_on() {
         .unwrap()
         .result(Some(HANG))
         .unwrap_err();
-    assert_worker_died(&err, ExitInfo::Signal(Signal::from_number(libc::SIGSEGV)), "segfault");
+    assert_worker_died(
+        &err,
+        ExitInfo::Signal(Signal::from_number(libc::SIGSEGV)),
+        "segfault",
+    );
     assert_pool_goes_on(&pool);
 }
 
@@ -148,7 +162,12 @@ fn a_result_that_cannot_be_encoded_fails_that_task_with_an_encode_error() {
         .unwrap()
         .result(Some(HANG))
         .unwrap_err();
-    util::assert_codec_failure(&err, "unencodable_output", CodecOp::EncodeOutput, Some("Unencodable refuses to be encoded"));
+    util::assert_codec_failure(
+        &err,
+        "unencodable_output",
+        CodecOp::EncodeOutput,
+        Some("Unencodable refuses to be encoded"),
+    );
     assert_pool_goes_on(&pool);
 }
 
@@ -176,7 +195,11 @@ fn a_crash_shortly_after_shutdown_wait_does_not_hang_and_is_reported() {
         move || pool.shutdown(true, false)
     });
     let err = crash.result(Some(std::time::Duration::ZERO)).unwrap_err();
-    assert_worker_died(&err, ExitInfo::Signal(Signal::from_number(libc::SIGSEGV)), "crash_after_ms");
+    assert_worker_died(
+        &err,
+        ExitInfo::Signal(Signal::from_number(libc::SIGSEGV)),
+        "crash_after_ms",
+    );
     assert!(fine.result(Some(std::time::Duration::ZERO)).is_ok());
     assert_eq!(pool.stats().workers_alive, 0);
 }
@@ -188,7 +211,11 @@ fn a_crash_shortly_after_shutdown_without_wait_does_not_hang_and_is_reported() {
     let crash = pool.submit(CRASH_AFTER_MS, 100).unwrap();
     pool.shutdown(false, false);
     let err = crash.result(Some(HANG)).unwrap_err();
-    assert_worker_died(&err, ExitInfo::Signal(Signal::from_number(libc::SIGSEGV)), "crash_after_ms");
+    assert_worker_died(
+        &err,
+        ExitInfo::Signal(Signal::from_number(libc::SIGSEGV)),
+        "crash_after_ms",
+    );
     util::within(HANG, "dropping the pool", move || drop(pool));
 }
 
@@ -232,7 +259,11 @@ fn a_crash_while_big_results_are_in_flight_is_reported_and_the_rest_arrive() {
         echoes.push(pool.submit(ECHO, &data).unwrap());
     }
     let err = crash.result(Some(HANG)).unwrap_err();
-    assert_worker_died(&err, ExitInfo::Signal(Signal::from_number(libc::SIGKILL)), "kill_self");
+    assert_worker_died(
+        &err,
+        ExitInfo::Signal(Signal::from_number(libc::SIGKILL)),
+        "kill_self",
+    );
     for echo in &echoes {
         let out = echo.result(Some(HANG)).unwrap();
         assert!(out == data, "an echo came back changed");

@@ -49,16 +49,27 @@ fn broken_cause(error: &Error) -> &str {
 
 #[test]
 fn a_worker_that_never_says_hello_is_killed_and_the_pool_breaks_after_three() {
-    let pool = util::tagged(hostile("silent", 1), "silent").build().unwrap();
+    let pool = util::tagged(hostile("silent", 1), "silent")
+        .build()
+        .unwrap();
     let future = pool.submit(SQUARE, 3).unwrap();
-    let outcome = util::within(HANG, "a task for silent workers", move || future.result(None));
+    let outcome = util::within(HANG, "a task for silent workers", move || {
+        future.result(None)
+    });
     let error = outcome.unwrap_err();
     let cause = broken_cause(&error);
     assert!(cause.contains("did not say Hello"), "{cause}");
     assert!(cause.contains("3 worker failures in a row"), "{cause}");
     let stats = pool.stats();
-    assert_eq!((stats.workers_started, stats.worker_failures), (3, 3), "{stats:?}");
-    assert!(matches!(pool.submit(SQUARE, 1), Err(Error::BrokenPool { .. })));
+    assert_eq!(
+        (stats.workers_started, stats.worker_failures),
+        (3, 3),
+        "{stats:?}"
+    );
+    assert!(matches!(
+        pool.submit(SQUARE, 1),
+        Err(Error::BrokenPool { .. })
+    ));
     drop(pool);
     assert!(util::tagged_processes("silent").is_empty());
 }
@@ -128,11 +139,10 @@ fn workers_that_exit_after_hello_are_not_replaced_while_the_pool_is_idle() {
         .unwrap();
     // The task is sent to the first worker as it says Hello, and dies with it.
     let future = pool.submit(SQUARE, 3).unwrap();
-    let error = util::within(HANG, "a task on a dying worker", move || future.result(None));
-    assert!(
-        matches!(error, Err(Error::WorkerDied { .. })),
-        "{error:?}"
-    );
+    let error = util::within(HANG, "a task on a dying worker", move || {
+        future.result(None)
+    });
+    assert!(matches!(error, Err(Error::WorkerDied { .. })), "{error:?}");
     let started = pool.stats().workers_started;
     // Idle now: nothing is started for a while (the old pool started ten a
     // second, for ever). Observing that nothing happens takes time.
@@ -157,13 +167,19 @@ fn workers_that_keep_dying_idle_break_a_prestarted_pool_after_three() {
 
 #[test]
 fn workers_that_write_garbage_before_hello_break_the_pool_after_three() {
-    let pool = util::tagged(hostile("garbage", 2), "garbage").build().unwrap();
+    let pool = util::tagged(hostile("garbage", 2), "garbage")
+        .build()
+        .unwrap();
     let future = pool.submit(SQUARE, 3).unwrap();
     let error = util::within(HANG, "garbage workers", move || future.result(None)).unwrap_err();
     let cause = broken_cause(&error);
     assert!(cause.contains("broke the protocol"), "{cause}");
     let stats = pool.stats();
-    assert_eq!((stats.workers_started, stats.worker_failures), (3, 3), "{stats:?}");
+    assert_eq!(
+        (stats.workers_started, stats.worker_failures),
+        (3, 3),
+        "{stats:?}"
+    );
     drop(pool);
     assert!(util::tagged_processes("garbage").is_empty());
 }
@@ -256,7 +272,10 @@ fn a_deserialize_that_panics_fails_that_future_and_the_pool_goes_on() {
         Error::Codec(e) => {
             assert_eq!((e.task.as_str(), e.op), ("noop", CodecOp::DecodeOutput));
             assert!(matches!(e.cause, PayloadError::Panicked(_)), "{e}");
-            assert!(error.to_string().contains("PanicOnDecode refuses"), "{error}");
+            assert!(
+                error.to_string().contains("PanicOnDecode refuses"),
+                "{error}"
+            );
         }
         other => panic!("expected a codec error, got {other:?}"),
     }
@@ -307,7 +326,10 @@ fn a_large_output_streams_in_while_small_results_of_another_worker_complete() {
     let pool = std::sync::Arc::new(util::builder(2).max_frame_len(400 << 20).build().unwrap());
     // Both workers up, so that the small calls do not wait for a start.
     let warm: Vec<_> = (0..2)
-        .map(|_| pool.submit(procpool_conformance::tasks::SLEEP_MS, 50).unwrap())
+        .map(|_| {
+            pool.submit(procpool_conformance::tasks::SLEEP_MS, 50)
+                .unwrap()
+        })
         .collect();
     for f in warm {
         f.result(Some(SOON)).unwrap();
@@ -323,7 +345,10 @@ fn a_large_output_streams_in_while_small_results_of_another_worker_complete() {
     }
     let output = big.result(Some(HANG)).unwrap();
     assert_eq!(output.len(), 300 << 20);
-    assert!(small_done_before_big > 0, "no small result arrived while the big one streamed");
+    assert!(
+        small_done_before_big > 0,
+        "no small result arrived while the big one streamed"
+    );
 }
 
 #[test]

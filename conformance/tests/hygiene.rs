@@ -19,14 +19,25 @@ use util::HANG;
 #[test]
 fn a_task_can_run_a_procpool_program_as_a_plain_subprocess() {
     let pool = util::pool(1);
-    let printed = pool.submit(RUN_APP, ()).unwrap().result(Some(HANG)).unwrap();
-    assert_eq!(printed.trim(), APP_RAN, "the subprocess took itself for a worker");
+    let printed = pool
+        .submit(RUN_APP, ())
+        .unwrap()
+        .result(Some(HANG))
+        .unwrap();
+    assert_eq!(
+        printed.trim(),
+        APP_RAN,
+        "the subprocess took itself for a worker"
+    );
 }
 
 #[test]
 fn a_task_can_build_a_pool_of_its_own() {
     let pool = util::pool(1);
-    assert_eq!(pool.submit(NESTED_POOL, 7).unwrap().result(Some(HANG)), Ok(49));
+    assert_eq!(
+        pool.submit(NESTED_POOL, 7).unwrap().result(Some(HANG)),
+        Ok(49)
+    );
 }
 
 #[test]
@@ -66,7 +77,11 @@ fn workers_and_their_subprocesses_inherit_no_fd_of_the_host() {
     let (_leaked, path) = leak_an_fd();
     for fork_server in [true, false] {
         let pool = util::builder(1).fork_server(fork_server).build().unwrap();
-        let worker = pool.submit(OPEN_FDS, ()).unwrap().result(Some(HANG)).unwrap();
+        let worker = pool
+            .submit(OPEN_FDS, ())
+            .unwrap()
+            .result(Some(HANG))
+            .unwrap();
         assert!(
             !worker.iter().any(|fd| fd.contains(&path)),
             "the worker inherited the host's fd (fork server {fork_server}): {worker:#?}"
@@ -77,7 +92,10 @@ fn workers_and_their_subprocesses_inherit_no_fd_of_the_host() {
             .result(Some(HANG))
             .unwrap();
         // fds 0-2, and the directory the child lists them from.
-        assert!(child.len() <= 4, "the task's subprocess inherited: {child:#?}");
+        assert!(
+            child.len() <= 4,
+            "the task's subprocess inherited: {child:#?}"
+        );
         assert!(
             child.iter().all(|fd| fd.starts_with(['0', '1', '2', '3'])),
             "{child:#?}"
@@ -88,7 +106,9 @@ fn workers_and_their_subprocesses_inherit_no_fd_of_the_host() {
 
 #[test]
 fn a_killed_fork_server_comes_back() {
-    let pool = util::tagged(util::builder(1), "forkserver-back").build().unwrap();
+    let pool = util::tagged(util::builder(1), "forkserver-back")
+        .build()
+        .unwrap();
     let worker = pool.submit(GETPID, ()).unwrap().result(Some(HANG)).unwrap();
     assert!(pool.stats().workers_forked >= 1, "{:?}", pool.stats());
     let server: Vec<u32> = util::tagged_processes("forkserver-back")

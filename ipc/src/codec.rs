@@ -1,8 +1,10 @@
 //! The payload codec: a task's arguments and output as bytes, and the typed
 //! task handle both sides share.
 
+use crate::bounded::Budget;
 use crate::error::{CodecError, CodecOp};
-use serde::de::{Deserialize, DeserializeOwned, Deserializer, Visitor};
+use crate::payload_error::PayloadError;
+use serde::de::{Deserialize, DeserializeOwned, DeserializeSeed, Deserializer, Visitor};
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::marker::PhantomData;
@@ -10,10 +12,11 @@ use std::ops::{Deref, DerefMut};
 
 /// The bincode configuration of every payload and message: little-endian,
 /// variable-length integers. Encoding needs no limit; decoding sets one per
-/// input (see [`borrow_decode`]).
+/// input (see [`seed_decode`]).
 pub(crate) const CONFIG: bincode::config::Configuration = bincode::config::standard();
 
-/// Decodes a `T` that borrows from `bytes`, returning it and the bytes used.
+/// Decodes `seed`'s value from `bytes`, borrowing from them, and returns it
+/// with the bytes used.
 ///
 /// bincode allocates an owned `String` or byte buffer as soon as it has read
 /// its length prefix, before it knows whether the bytes are there; its only
@@ -22,27 +25,40 @@ pub(crate) const CONFIG: bincode::config::Configuration = bincode::config::stand
 /// the input: picking the smallest power-of-4 limit at least as large as the
 /// input (and at least 64 KiB) rejects every lying length prefix while
 /// allocating at most 4 times the input. (Sequences are preallocated through
-/// serde's cautious size hint, at most 1 MiB per nesting level.)
-pub(crate) fn borrow_decode<'de, T: Deserialize<'de>>(
+/// serde's cautious size hint, at most 1 MiB per nesting level.) The byte
+/// limit bounds no loop: that is the [`bounded`](crate::bounded) adapter's
+/// work, which callers wrap `seed` in.
+pub(crate) fn seed_decode<'de, S: DeserializeSeed<'de>>(
+    seed: S,
     bytes: &'de [u8],
-) -> Result<(T, usize), bincode::error::DecodeError> {
-    fn with_limit<'de, T: Deserialize<'de>, const LIMIT: usize>(
+) -> Result<(S::Value, usize), bincode::error::DecodeError> {
+    fn with_limit<'de, S: DeserializeSeed<'de>, const LIMIT: usize>(
+        seed: S,
         bytes: &'de [u8],
-    ) -> Result<(T, usize), bincode::error::DecodeError> {
+    ) -> Result<(S::Value, usize), bincode::error::DecodeError> {
         let config = bincode::config::standard().with_limit::<LIMIT>();
-        bincode::serde::borrow_decode_from_slice(bytes, config)
+        bincode::serde::seed_decode_from_slice(seed, bytes, config)
     }
     match bytes.len() {
-        0..=0x1_0000 => with_limit::<T, 0x1_0000>(bytes),
-        0x1_0001..=0x4_0000 => with_limit::<T, 0x4_0000>(bytes),
-        0x4_0001..=0x10_0000 => with_limit::<T, 0x10_0000>(bytes),
-        0x10_0001..=0x40_0000 => with_limit::<T, 0x40_0000>(bytes),
-        0x40_0001..=0x100_0000 => with_limit::<T, 0x100_0000>(bytes),
-        0x100_0001..=0x400_0000 => with_limit::<T, 0x400_0000>(bytes),
-        0x400_0001..=0x1000_0000 => with_limit::<T, 0x1000_0000>(bytes),
-        0x1000_0001..=0x4000_0000 => with_limit::<T, 0x4000_0000>(bytes),
-        _ => with_limit::<T, { (u32::MAX as usize).saturating_mul(4) }>(bytes),
+        0..=0x1_0000 => with_limit::<S, 0x1_0000>(seed, bytes),
+        0x1_0001..=0x4_0000 => with_limit::<S, 0x4_0000>(seed, bytes),
+        0x4_0001..=0x10_0000 => with_limit::<S, 0x10_0000>(seed, bytes),
+        0x10_0001..=0x40_0000 => with_limit::<S, 0x40_0000>(seed, bytes),
+        0x40_0001..=0x100_0000 => with_limit::<S, 0x100_0000>(seed, bytes),
+        0x100_0001..=0x400_0000 => with_limit::<S, 0x400_0000>(seed, bytes),
+        0x400_0001..=0x1000_0000 => with_limit::<S, 0x1000_0000>(seed, bytes),
+        0x1000_0001..=0x4000_0000 => with_limit::<S, 0x4000_0000>(seed, bytes),
+        _ => with_limit::<S, { (u32::MAX as usize).saturating_mul(4) }>(seed, bytes),
     }
+}
+
+/// Decodes a `T` from the start of `bytes` through the bounded adapter, and
+/// returns it with the bytes used.
+pub(crate) fn bounded_decode<'de, T: Deserialize<'de>>(
+    bytes: &'de [u8],
+) -> Result<(T, usize), PayloadError> {
+    let budget = Budget::for_input(bytes.len());
+    seed_decode(budget.seed(PhantomData::<T>), bytes).map_err(|e| budget.error(e))
 }
 
 /// Appends bytes to a `Vec` without allocating once it has grown: bincode's
@@ -60,31 +76,43 @@ impl bincode::enc::write::Writer for VecWriter<'_> {
 /// Appends `value`, encoded, to `out`.
 ///
 /// # Errors
-/// What bincode or the value's `Serialize` reported, as text; `out` is left as
-/// it was.
-pub fn encode_value<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<(), String> {
+/// [`PayloadError::Unencodable`] when the value's `Serialize` refused,
+/// [`PayloadError::Unsupported`] for a sequence without a length; `out` is
+/// left as it was.
+pub fn encode_value<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<(), PayloadError> {
     let start = out.len();
     bincode::serde::encode_into_writer(value, VecWriter(out), CONFIG).map_err(|e| {
         out.truncate(start);
-        e.to_string()
+        PayloadError::from_encode(e)
     })
 }
 
 /// Decodes a whole `T` from `bytes`.
 ///
-/// Decoding borrows from `bytes`, so a length prefix can never make it
-/// allocate much more than `bytes` holds. Every byte must be used.
+/// Decoding is bounded by `bytes`. It borrows from them, so a length prefix
+/// can never make it allocate much more than `bytes` hold. Sequences and maps
+/// may hold one element per byte plus
+/// [`ZERO_SIZED_ALLOWANCE`](crate::ZERO_SIZED_ALLOWANCE), so a few bytes
+/// announcing 2^62 zero-sized elements fail at once instead of looping. And
+/// values nest at most [`MAX_DEPTH`](crate::MAX_DEPTH) deep, so a recursive
+/// type cannot overflow the decoding thread's stack. Every byte must be used.
+///
+/// A panic in `T`'s `Deserialize` is not caught here (the fuzz targets count
+/// on seeing it); [`Task::decode_args`] and [`Task::decode_output`] catch it.
 ///
 /// # Errors
-/// What bincode reported, or that bytes were left over, as text.
-pub fn decode_value<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, String> {
-    let (value, used) = borrow_decode(bytes).map_err(|e| e.to_string())?;
+/// The [`PayloadError`] that says what was wrong; never
+/// [`PayloadError::Panicked`].
+pub fn decode_value<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, PayloadError> {
+    let (value, used) = bounded_decode(bytes)?;
     if used != bytes.len() {
-        return Err(format!(
-            "{} trailing bytes after the value ({used} of {} used)",
-            bytes.len() - used,
-            bytes.len()
-        ));
+        return Err(PayloadError::TrailingBytes {
+            used,
+            len: bytes.len(),
+        });
     }
     Ok(value)
 }
@@ -99,8 +127,8 @@ pub const MAX_BATCH: usize = 1 << 20;
 ///
 /// # Errors
 /// When the payload does not start with a length.
-pub fn batch_len(payload: &[u8]) -> Result<u64, String> {
-    let (len, _): (u64, usize) = borrow_decode(payload).map_err(|e| e.to_string())?;
+pub fn batch_len(payload: &[u8]) -> Result<u64, PayloadError> {
+    let (len, _) = seed_decode(PhantomData::<u64>, payload).map_err(PayloadError::from_decode)?;
     Ok(len)
 }
 
@@ -137,12 +165,12 @@ impl<Args, Output> Task<Args, Output> {
         self.name
     }
 
-    fn error(&self, op: CodecOp, type_name: &'static str, reason: String) -> CodecError {
+    fn error(&self, op: CodecOp, type_name: &'static str, cause: PayloadError) -> CodecError {
         CodecError {
             task: self.name.to_owned(),
             op,
             type_name,
-            reason,
+            cause,
         }
     }
 }
@@ -159,12 +187,16 @@ impl<Args: Serialize, Output> Task<Args, Output> {
 }
 
 impl<Args: DeserializeOwned, Output> Task<Args, Output> {
-    /// Decodes the arguments of a call.
+    /// Decodes the arguments of a call, bounded as [`decode_value`] is.
+    ///
+    /// A panic in `Args`'s `Deserialize` is caught and returned as
+    /// [`PayloadError::Panicked`]; the panic hook still runs first (by
+    /// default it prints the message to stderr).
     ///
     /// # Errors
     /// [`CodecOp::DecodeArgs`] with what was wrong.
     pub fn decode_args(&self, bytes: &[u8]) -> Result<Args, CodecError> {
-        decode_value(bytes)
+        decode_value_catching_panics(bytes)
             .map_err(|r| self.error(CodecOp::DecodeArgs, std::any::type_name::<Args>(), r))
     }
 }
@@ -181,13 +213,44 @@ impl<Args, Output: Serialize> Task<Args, Output> {
 }
 
 impl<Args, Output: DeserializeOwned> Task<Args, Output> {
-    /// Decodes the output of a call.
+    /// Decodes the output of a call, bounded as [`decode_value`] is. In the
+    /// parent this runs on the thread that takes the result, the user's: no
+    /// bytes make it loop, overflow its stack or unwind it.
+    ///
+    /// A panic in `Output`'s `Deserialize` is caught and returned as
+    /// [`PayloadError::Panicked`]; the panic hook still runs first (by
+    /// default it prints the message to stderr).
     ///
     /// # Errors
     /// [`CodecOp::DecodeOutput`] with what was wrong.
     pub fn decode_output(&self, bytes: &[u8]) -> Result<Output, CodecError> {
-        decode_value(bytes)
+        decode_value_catching_panics(bytes)
             .map_err(|r| self.error(CodecOp::DecodeOutput, std::any::type_name::<Output>(), r))
+    }
+}
+
+/// [`decode_value`], with a panic in `T`'s `Deserialize` caught and
+/// returned as [`PayloadError::Panicked`]: for decoding on a thread that a
+/// user type must not unwind. (The panic hook still runs, and prints.)
+///
+/// # Errors
+/// As [`decode_value`], and `Panicked`.
+pub fn decode_value_catching_panics<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, PayloadError> {
+    // AssertUnwindSafe: after a panic, nothing the closure touched is used
+    // again (the budget and the half-decoded value are dropped), and `bytes`
+    // are only read.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| decode_value(bytes)))
+        .unwrap_or_else(|panic| Err(PayloadError::Panicked(panic_message(panic.as_ref()))))
+}
+
+/// The message of a panic's payload.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic whose payload is not a string".to_owned()
     }
 }
 

@@ -1,5 +1,6 @@
 //! The typed errors of the protocol: one enum per operation.
 
+use crate::payload_error::PayloadError;
 use std::fmt;
 use std::io;
 
@@ -22,18 +23,9 @@ pub enum DecodeError {
         /// Bytes of it that arrived before the end.
         got: u64,
     },
-    /// The frame's bytes are not a valid message.
-    Undecodable {
-        /// What bincode reported.
-        reason: String,
-    },
-    /// The message ended before its frame did.
-    TrailingBytes {
-        /// Bytes the message used.
-        used: usize,
-        /// Bytes in the frame.
-        len: usize,
-    },
+    /// The frame's bytes are not a valid message, or the message ended
+    /// before its frame did ([`PayloadError::TrailingBytes`]).
+    Undecodable(PayloadError),
     /// A `Hello` that does not start with procpool's magic number: the peer
     /// is not a procpool worker.
     BadMagic {
@@ -59,11 +51,7 @@ impl fmt::Display for DecodeError {
                 f,
                 "stream ended inside a frame: {got} of its {expected} bytes arrived"
             ),
-            Self::Undecodable { reason } => write!(f, "frame holds no valid message: {reason}"),
-            Self::TrailingBytes { used, len } => write!(
-                f,
-                "message used {used} of its frame's {len} bytes; the rest is garbage"
-            ),
+            Self::Undecodable(cause) => write!(f, "frame holds no valid message: {cause}"),
             Self::BadMagic { got } => {
                 write!(f, "peer is not a procpool worker (magic {got:#018x})")
             }
@@ -75,7 +63,14 @@ impl fmt::Display for DecodeError {
     }
 }
 
-impl std::error::Error for DecodeError {}
+impl std::error::Error for DecodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Undecodable(cause) => Some(cause),
+            _ => None,
+        }
+    }
+}
 
 /// Why a message could not be written as a frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,11 +83,8 @@ pub enum EncodeError {
         /// The frame limit.
         limit: usize,
     },
-    /// serde or bincode refused the value.
-    Unencodable {
-        /// What bincode reported.
-        reason: String,
-    },
+    /// The message cannot be encoded.
+    Unencodable(PayloadError),
 }
 
 impl fmt::Display for EncodeError {
@@ -102,12 +94,19 @@ impl fmt::Display for EncodeError {
                 f,
                 "encoded message of {len} bytes is over the frame limit of {limit} bytes"
             ),
-            Self::Unencodable { reason } => write!(f, "message cannot be encoded: {reason}"),
+            Self::Unencodable(cause) => write!(f, "message cannot be encoded: {cause}"),
         }
     }
 }
 
-impl std::error::Error for EncodeError {}
+impl std::error::Error for EncodeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unencodable(cause) => Some(cause),
+            Self::TooLong { .. } => None,
+        }
+    }
+}
 
 /// Which half of a task's payload codec failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,8 +141,8 @@ pub struct CodecError {
     pub op: CodecOp,
     /// The Rust type involved.
     pub type_name: &'static str,
-    /// What serde or bincode reported.
-    pub reason: String,
+    /// What was wrong.
+    pub cause: PayloadError,
 }
 
 impl fmt::Debug for CodecError {
@@ -152,7 +151,7 @@ impl fmt::Debug for CodecError {
             .field("task", &self.task)
             .field("op", &self.op)
             .field("type_name", &self.type_name)
-            .field("reason", &self.reason)
+            .field("cause", &self.cause)
             .finish()
     }
 }
@@ -165,12 +164,16 @@ impl fmt::Display for CodecError {
             self.task,
             self.op.describe(),
             self.type_name,
-            self.reason
+            self.cause
         )
     }
 }
 
-impl std::error::Error for CodecError {}
+impl std::error::Error for CodecError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.cause)
+    }
+}
 
 /// Why reading a message from a blocking stream failed.
 #[derive(Debug)]

@@ -4,6 +4,7 @@
 use crate::codec::VecWriter;
 use crate::error::{DecodeError, EncodeError};
 use crate::payload::Payload;
+use crate::payload_error::PayloadError;
 use serde::Serialize;
 use std::io::{self, Read, Write};
 use std::ops::Range;
@@ -323,9 +324,7 @@ impl FrameBuf {
             crate::codec::CONFIG,
         ) {
             self.buf.truncate(start);
-            return Err(EncodeError::Unencodable {
-                reason: e.to_string(),
-            });
+            return Err(EncodeError::Unencodable(PayloadError::from_encode(e)));
         }
         let len = self.buf.len() - start - HEADER_LEN;
         if len > self.max_frame_len {

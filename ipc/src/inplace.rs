@@ -12,6 +12,7 @@ use crate::codec::CONFIG;
 use crate::error::EncodeError;
 use crate::frame::HEADER_LEN;
 use crate::message::CallKind;
+use crate::payload_error::PayloadError;
 use serde::Serialize;
 
 /// The most bytes a varint can take.
@@ -134,9 +135,7 @@ fn seal<F: Serialize>(
                     crate::codec::VecWriter(&mut fields_buf),
                     CONFIG,
                 )
-                .map_err(|e| EncodeError::Unencodable {
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| EncodeError::Unencodable(PayloadError::from_encode(e)))?;
                 &fields_buf
             }
         };
@@ -149,11 +148,9 @@ fn seal<F: Serialize>(
     }
     let need = HEADER_LEN + encoded.len();
     if need > headroom {
-        return Err(EncodeError::Unencodable {
-            reason: format!(
-                "the frame's fields need {need} bytes before the payload, it has {headroom}"
-            ),
-        });
+        return Err(EncodeError::Unencodable(PayloadError::Unencodable(
+            format!("the frame's fields need {need} bytes before the payload, it has {headroom}"),
+        )));
     }
     let start = headroom - need;
     // frame_len <= max_frame_len <= u32::MAX, checked above.

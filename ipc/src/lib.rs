@@ -25,8 +25,13 @@
 //! here treats bytes as hostile: the [`Decoder`] checks a frame's length
 //! against its limit before it allocates, grows its buffer only as bytes
 //! arrive, decodes with a byte limit and requires that a message uses every
-//! byte of its frame. No input makes it panic; every violation is a
-//! [`DecodeError`] that says what was wrong.
+//! byte of its frame. Messages and payloads decode through one bounded path:
+//! a sequence may hold one element per byte of its input plus
+//! [`ZERO_SIZED_ALLOWANCE`] that take none, and values nest at most
+//! [`MAX_DEPTH`] deep, so no bytes make a decode loop for ever or overflow
+//! the decoding thread's stack. No input makes it panic; every violation is a
+//! [`DecodeError`] or a [`CodecError`] whose [`PayloadError`] cause says what
+//! was wrong.
 //!
 //! # Example
 //!
@@ -52,6 +57,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod bounded;
 mod codec;
 pub mod env;
 mod error;
@@ -60,9 +66,13 @@ mod inplace;
 mod io;
 mod message;
 mod payload;
+mod payload_error;
 pub mod serde_bytes;
 
-pub use codec::{batch_len, decode_value, encode_value, ByteBuf, Task, MAX_BATCH};
+pub use bounded::{MAX_DEPTH, ZERO_SIZED_ALLOWANCE};
+pub use codec::{
+    batch_len, decode_value, decode_value_catching_panics, encode_value, ByteBuf, Task, MAX_BATCH,
+};
 pub use error::{CodecError, CodecOp, DecodeError, EncodeError, ReadError};
 pub use frame::{Decoder, FrameBuf, ReadStatus, DEFAULT_MAX_FRAME_LEN, HEADER_LEN};
 pub use inplace::{CallFrame, DoneFrame};
@@ -72,3 +82,4 @@ pub use message::{
     ToWorker, MAGIC, PROTOCOL_VERSION,
 };
 pub use payload::Payload;
+pub use payload_error::PayloadError;

@@ -30,7 +30,8 @@ impl<'a> ToWorker<'a> {
     /// prefix), borrowing from it.
     ///
     /// # Errors
-    /// [`DecodeError::Undecodable`] or [`DecodeError::TrailingBytes`].
+    /// [`DecodeError::Undecodable`], with what was wrong (bytes left over
+    /// after the message included).
     pub fn decode(frame: &'a [u8]) -> Result<Self, DecodeError> {
         decode_message(frame)
     }
@@ -107,24 +108,17 @@ impl<'a> FromWorker<'a> {
     /// Decodes the message in `frame`, borrowing from it.
     ///
     /// # Errors
-    /// [`DecodeError::Undecodable`] or [`DecodeError::TrailingBytes`].
+    /// [`DecodeError::Undecodable`], with what was wrong (bytes left over
+    /// after the message included).
     pub fn decode(frame: &'a [u8]) -> Result<Self, DecodeError> {
         decode_message(frame)
     }
 }
 
+/// Decodes a whole message through the bounded path that payloads take: a
+/// worker's bytes are as hostile as any.
 fn decode_message<'a, M: Deserialize<'a>>(frame: &'a [u8]) -> Result<M, DecodeError> {
-    let (message, used) =
-        crate::codec::borrow_decode(frame).map_err(|e| DecodeError::Undecodable {
-            reason: e.to_string(),
-        })?;
-    if used != frame.len() {
-        return Err(DecodeError::TrailingBytes {
-            used,
-            len: frame.len(),
-        });
-    }
-    Ok(message)
+    crate::codec::decode_value(frame).map_err(DecodeError::Undecodable)
 }
 
 /// A worker introduces itself.

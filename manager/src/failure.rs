@@ -145,9 +145,14 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Remote(e) => write!(f, "{e}"),
-            Self::WorkerDied { pid, exit } => write!(f, "worker {pid} terminated abruptly ({exit})"),
+            Self::WorkerDied { pid, exit } => {
+                write!(f, "worker {pid} terminated abruptly ({exit})")
+            }
             Self::Protocol { pid, detail } => {
-                write!(f, "worker {pid} broke the protocol and was killed: {detail}")
+                write!(
+                    f,
+                    "worker {pid} broke the protocol and was killed: {detail}"
+                )
             }
             Self::TimedOut { limit } => write!(f, "ran past its time limit of {limit:?}"),
             Self::BrokenPool(cause) => write!(f, "the pool is broken: {cause}"),

@@ -23,7 +23,9 @@ pub(crate) enum Command {
     },
     /// Shut down, cancel what is pending and send `signal` to every worker
     /// (CPython 3.14's `terminate_workers` / `kill_workers`).
-    SignalWorkers { signal: Signal },
+    SignalWorkers {
+        signal: Signal,
+    },
 }
 
 /// Why the pool refused a submit.

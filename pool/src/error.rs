@@ -151,9 +151,9 @@ impl Error {
                 cause: cause.cause,
                 source: cause.source.map(OsError),
             },
-            Failure::Unsendable(e) => Self::InvalidArgument(format!(
-                "task `{task}`: the call cannot be sent: {e}"
-            )),
+            Failure::Unsendable(e) => {
+                Self::InvalidArgument(format!("task `{task}`: the call cannot be sent: {e}"))
+            }
             other => Self::InvalidArgument(format!("task `{task}`: {other}")),
         }
     }
@@ -274,7 +274,10 @@ impl fmt::Display for Error {
                 "worker {pid} terminated abruptly ({exit}) while running `{task}`"
             ),
             Self::Protocol { pid, detail } => {
-                write!(f, "worker {pid} broke the protocol and was replaced: {detail}")
+                write!(
+                    f,
+                    "worker {pid} broke the protocol and was replaced: {detail}"
+                )
             }
             Self::BrokenPool { cause, .. } => write!(f, "the pool is broken: {cause}"),
             Self::ShutDown => f.write_str("the pool has been shut down"),

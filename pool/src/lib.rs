@@ -79,7 +79,10 @@ pub type Future<T> = procpool_futures::Future<T, Error>;
 /// finish (CPython's `as_completed`); when `timeout` passes first, one
 /// [`Error::AsCompletedTimeout`] saying how many are unfinished, and the end.
 /// The tasks are not touched by the timeout.
-pub fn as_completed<'a, T: 'a, I>(futures: I, timeout: Option<std::time::Duration>) -> AsCompleted<T>
+pub fn as_completed<'a, T: 'a, I>(
+    futures: I,
+    timeout: Option<std::time::Duration>,
+) -> AsCompleted<T>
 where
     I: IntoIterator<Item = &'a Future<T>>,
 {

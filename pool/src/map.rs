@@ -5,7 +5,10 @@ use crate::completion::Chunk;
 use crate::error::TypeNames;
 use crate::{Error, Pool};
 use procpool_futures::Future;
-use procpool_ipc::{CallFrame, CallKind, CodecError, CodecOp, Payload, PayloadError, RemoteError, Task};
+use procpool_ipc::{
+    decode_value_catching_panics, CallFrame, CallKind, CodecError, CodecOp, Payload, RemoteError,
+    Task,
+};
 use procpool_manager::{Failure, Job};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -168,7 +171,8 @@ where
             })
         })?;
         let id = self.pool.manager().next_job_id();
-        self.pool.check_size(&mut frame, id, task, CallKind::Batch)?;
+        self.pool
+            .check_size(&mut frame, id, task, CallKind::Batch)?;
         // The consumer takes chunks as fast as the workers make them: a
         // short yielding spin saves a sleep and a wake-up per chunk.
         let completer = self.pool.completer(id, self.pool.manager().spin_budget());
@@ -199,25 +203,23 @@ where
     fn unpack(&mut self, len: usize, outcome: Result<Payload, Error>) {
         let task = self.task.name();
         let decoded = outcome.and_then(|bytes| {
-            let decode = || procpool_ipc::decode_value::<Vec<Result<O, RemoteError>>>(&bytes);
-            let cause = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode)) {
-                Ok(Ok(results)) => return Ok(results),
-                Ok(Err(cause)) => cause,
-                Err(panic) => PayloadError::Panicked(procpool_ipc::panic_message(panic.as_ref())),
-            };
-            Err(Error::Codec(CodecError {
-                task: task.to_owned(),
-                op: CodecOp::DecodeOutput,
-                type_name: std::any::type_name::<O>(),
-                cause,
-            }))
+            decode_value_catching_panics::<Vec<Result<O, RemoteError>>>(&bytes).map_err(|cause| {
+                Error::Codec(CodecError {
+                    task: task.to_owned(),
+                    op: CodecOp::DecodeOutput,
+                    type_name: std::any::type_name::<O>(),
+                    cause,
+                })
+            })
         });
         match decoded {
             Ok(results) => {
                 let types = TypeNames::of::<A, O>();
-                self.ready.extend(results.into_iter().map(|r| {
-                    r.map_err(|e| Error::from_failure(task, types, Failure::Remote(e)))
-                }));
+                self.ready.extend(
+                    results.into_iter().map(|r| {
+                        r.map_err(|e| Error::from_failure(task, types, Failure::Remote(e)))
+                    }),
+                );
             }
             Err(e) => self.ready.extend((0..len).map(|_| Err(e.clone()))),
         }

@@ -7,10 +7,10 @@ use crate::{Error, Future, PoolBuilder, Stats};
 use procpool_futures::Completer;
 use procpool_ipc::{CallFrame, CallKind, EncodeError, Task};
 use procpool_manager::{Config, Job, Manager, Signal};
-use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::borrow::Borrow;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Per-call settings for [`Pool::submit_with`].

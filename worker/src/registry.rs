@@ -1,7 +1,9 @@
 //! The task registry: typed functions behind their names, erased so that one
 //! table can dispatch any call.
 
-use procpool_ipc::{encode_value, CallKind, RemoteError, RemoteErrorKind, Task};
+use procpool_ipc::{
+    encode_value, CallKind, CodecError, CodecOp, RemoteError, RemoteErrorKind, Task,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -94,9 +96,18 @@ where
     F: Fn(A) -> O,
 {
     fn decode(&self, payload: &[u8]) -> Result<A, RemoteError> {
-        self.task
-            .decode_args(payload)
-            .map_err(|e| RemoteError::new(RemoteErrorKind::ArgsDecode, e.to_string()))
+        // `decode_value`, not `Task::decode_args` (which catches panics): a
+        // panic in `A`'s `Deserialize` unwinds to the call's guard, which
+        // reports it as `Panicked` with its location and backtrace.
+        procpool_ipc::decode_value(payload).map_err(|cause| {
+            let e = CodecError {
+                task: self.task.name().to_owned(),
+                op: CodecOp::DecodeArgs,
+                type_name: std::any::type_name::<A>(),
+                cause,
+            };
+            RemoteError::new(RemoteErrorKind::ArgsDecode, e.to_string())
+        })
     }
 
     /// Runs the function, turning a panic into a `Panicked` error with its
@@ -178,7 +189,7 @@ where
                 out.truncate(mark);
                 let len = results.len() as u64;
                 encode_value(&len, out)
-                    .map_err(|r| RemoteError::new(RemoteErrorKind::OutputEncode, r))?;
+                    .map_err(|r| RemoteError::new(RemoteErrorKind::OutputEncode, r.to_string()))?;
                 for result in &results {
                     let mark = out.len();
                     let encoded = match result {
@@ -195,8 +206,9 @@ where
                                 std::any::type_name::<O>()
                             ),
                         );
-                        encode_value(&Err::<&O, RemoteError>(e), out)
-                            .map_err(|r| RemoteError::new(RemoteErrorKind::OutputEncode, r))?;
+                        encode_value(&Err::<&O, RemoteError>(e), out).map_err(|r| {
+                            RemoteError::new(RemoteErrorKind::OutputEncode, r.to_string())
+                        })?;
                     }
                 }
                 Ok(())

@@ -66,8 +66,10 @@ pub fn serve_channel<R: Read, W: Write>(
     results: W,
 ) -> Ending {
     crate::panic_capture::install_hook();
-    let mut out =
-        FrameWriter::with_buf(results, FrameBuf::with_max_frame_len(settings.max_frame_len));
+    let mut out = FrameWriter::with_buf(
+        results,
+        FrameBuf::with_max_frame_len(settings.max_frame_len),
+    );
     let mut names: Vec<String> = registry.names().map(str::to_owned).collect();
     names.sort_unstable();
     if let Err(e) = out.send(&FromWorker::Hello(Hello::new(std::process::id(), names))) {

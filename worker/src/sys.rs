@@ -63,9 +63,7 @@ static LEADS_GROUP: AtomicBool = AtomicBool::new(false);
 pub(crate) fn lead_own_group() {
     // SAFETY: getpid and getpgid(0) have no preconditions and touch no
     // memory; setpgid(0, 0) changes only this process's own group.
-    let leads = unsafe {
-        libc::getpgid(0) == libc::getpid() || libc::setpgid(0, 0) == 0
-    };
+    let leads = unsafe { libc::getpgid(0) == libc::getpid() || libc::setpgid(0, 0) == 0 };
     LEADS_GROUP.store(leads, Ordering::Relaxed);
 }
 

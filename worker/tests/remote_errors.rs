@@ -39,7 +39,7 @@ fn undecodable_args_fail_with_args_decode_naming_task_and_type() {
         e.message.contains("square") && e.message.contains("u64"),
         "{e}"
     );
-    assert!(e.message.contains("trailing"), "{e}");
+    assert!(e.message.contains("1 byte is left over"), "{e}");
     // A varint that claims more bytes than there are.
     let e = worker
         .call_raw("square", CallKind::Single, &[0xFF])

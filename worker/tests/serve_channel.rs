@@ -9,7 +9,7 @@ use procpool_ipc::{
     decode_value, encode_value, Call, CallKind, ExitReason, FrameBuf, FrameReader, FromWorker,
     Outcome, RemoteError, RemoteErrorKind, Task, ToWorker,
 };
-use procpool_worker::{serve_channel, Settings, Ending, Registry};
+use procpool_worker::{serve_channel, Ending, Registry, Settings};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::io::{self, Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};

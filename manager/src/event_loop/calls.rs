@@ -25,7 +25,10 @@ impl EventLoop {
                     None => break,
                 },
             };
-            if !self.worker(slot).is_some_and(|w| w.phase == Phase::Ready && w.calls.is_some()) {
+            if !self
+                .worker(slot)
+                .is_some_and(|w| w.phase == Phase::Ready && w.calls.is_some())
+            {
                 continue;
             }
             let Some(mut work) = self.sched.pop() else {

@@ -186,8 +186,16 @@ mod tests {
     fn a_window_takes_short_known_work_up_to_its_budget() {
         assert_eq!(window(0, 0, 0).room_for(US * 10, None), Some(US * 10));
         assert_eq!(window(3, 990, 0).room_for(US * 10, None), Some(US * 1000));
-        assert_eq!(window(3, 991, 0).room_for(US * 10, None), None, "over budget");
-        assert_eq!(window(1, 0, 1).room_for(US, None), None, "behind unknown work");
+        assert_eq!(
+            window(3, 991, 0).room_for(US * 10, None),
+            None,
+            "over budget"
+        );
+        assert_eq!(
+            window(1, 0, 1).room_for(US, None),
+            None,
+            "behind unknown work"
+        );
         assert_eq!(window(MAX_WINDOW, 0, 0).room_for(US, None), None, "full");
         let closed = Window {
             open: false,

@@ -191,7 +191,10 @@ impl EventLoop {
     /// The worker in `slot` has not said `Hello` in time.
     pub(super) fn check_hello(&mut self, slot: usize) {
         let timeout = self.config.start_timeout;
-        if self.worker(slot).is_some_and(|w| w.phase == Phase::Starting) {
+        if self
+            .worker(slot)
+            .is_some_and(|w| w.phase == Phase::Starting)
+        {
             self.breach(slot, format!("it did not say Hello within {timeout:?}"));
         }
     }
@@ -285,8 +288,8 @@ impl EventLoop {
         if !self.shutting_down || self.sched.pending() > 0 {
             Gauges::bump(&self.gauges.workers_replaced);
         }
-        let killed_for_closed_output = w.killed_for_closed_output
-            && exit == ExitInfo::Signal(crate::failure::Signal::KILL);
+        let killed_for_closed_output =
+            w.killed_for_closed_output && exit == ExitInfo::Signal(crate::failure::Signal::KILL);
         let failure = w.failure.take().unwrap_or_else(|| {
             if killed_for_closed_output {
                 Failure::Protocol {
@@ -299,8 +302,7 @@ impl EventLoop {
         });
         let breach = matches!(failure, Failure::Protocol { .. });
         // Killed on purpose to stop a job, or told to exit: not a failure.
-        let deliberate =
-            w.orderly_exit || (w.killed && !breach && !w.killed_for_closed_output);
+        let deliberate = w.orderly_exit || (w.killed && !breach && !w.killed_for_closed_output);
         let waiting = w.drain_waiting();
         let head = w.pop_job();
         let mut break_cause = None;
@@ -413,7 +415,10 @@ impl EventLoop {
             return;
         }
         for slot in 0..self.slots.len() {
-            if self.worker(slot).is_some_and(|w| w.window.is_empty() && w.calls.is_some()) {
+            if self
+                .worker(slot)
+                .is_some_and(|w| w.window.is_empty() && w.calls.is_some())
+            {
                 self.retire(slot);
             }
         }

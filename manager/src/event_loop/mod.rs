@@ -248,7 +248,8 @@ impl EventLoop {
         while let Some(command) = self.commands.pop_front() {
             match command {
                 Command::Submit(job) => {
-                    let work = crate::job::Work::new(job, self.config.grace, self.config.time_limit);
+                    let work =
+                        crate::job::Work::new(job, self.config.grace, self.config.time_limit);
                     match &self.broken {
                         Some(cause) => {
                             let failure = crate::Failure::BrokenPool(cause.clone());
@@ -278,7 +279,9 @@ impl EventLoop {
             self.quiet_since = Some(Instant::now());
         }
         let gauges = &self.gauges;
-        gauges.spin_ok.store(self.calls_are_dense(), Ordering::Relaxed);
+        gauges
+            .spin_ok
+            .store(self.calls_are_dense(), Ordering::Relaxed);
         gauges
             .workers_alive
             .store(self.workers_counted(), Ordering::Relaxed);

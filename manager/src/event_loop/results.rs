@@ -115,6 +115,7 @@ impl EventLoop {
     }
 
     fn on_message(&mut self, slot: usize, message: Message) {
+        let max_tasks = self.config.max_tasks_per_child;
         let Some(w) = self.worker(slot) else { return };
         if w.said_exiting {
             return self.breach(slot, "it sent a frame after saying it was exiting".into());
@@ -152,7 +153,7 @@ impl EventLoop {
                 // manager never sends `Shutdown`): anything else would have
                 // its jobs requeued for ever by workers that run none.
                 let truthful = match &reason {
-                    ExitReason::MaxTasks => self.config.max_tasks_per_child == Some(w.served),
+                    ExitReason::MaxTasks => max_tasks == Some(w.served),
                     ExitReason::InitializerFailed(_) => w.served == 0,
                     _ => false,
                 };

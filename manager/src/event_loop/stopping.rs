@@ -171,7 +171,11 @@ impl EventLoop {
         let kill = signal == Signal::KILL;
         self.killing_all |= kill;
         self.cancel_pending();
-        let grace = if kill { Duration::ZERO } else { self.config.grace };
+        let grace = if kill {
+            Duration::ZERO
+        } else {
+            self.config.grace
+        };
         for slot in 0..self.slots.len() {
             let Some(w) = self.worker(slot) else { continue };
             w.phase = Phase::Retiring;

@@ -50,7 +50,11 @@ impl Timers {
         let fd = TimerFd::new().ok().filter(|timer| {
             let fd = timer.as_raw_fd();
             registry
-                .register(&mut SourceFd(&fd), Source::Timer.token(), Interest::READABLE)
+                .register(
+                    &mut SourceFd(&fd),
+                    Source::Timer.token(),
+                    Interest::READABLE,
+                )
                 .is_ok()
         });
         Self {

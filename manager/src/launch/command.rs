@@ -90,7 +90,10 @@ pub(crate) fn spawn_spec(config: &Config, forkserver: bool) -> io::Result<(Spawn
         argv.push(c_string(arg.as_bytes().to_vec(), "an argument")?);
     }
     let spec = SpawnSpec {
-        program: c_string(program.as_os_str().as_bytes().to_vec(), "the program's path")?,
+        program: c_string(
+            program.as_os_str().as_bytes().to_vec(),
+            "the program's path",
+        )?,
         argv,
         envp,
     };

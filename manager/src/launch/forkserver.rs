@@ -46,9 +46,8 @@ impl Forkserver {
         // another procpool version) answers with a worker's Hello there, and
         // is found out at once rather than after the start timeout.
         let theirs = OwnedFd::from(theirs);
-        let pid = sys::spawn(&spec, &theirs, &theirs).map_err(|e| {
-            StartError::new(format!("{} (fork server)", program.display()), e)
-        })?;
+        let pid = sys::spawn(&spec, &theirs, &theirs)
+            .map_err(|e| StartError::new(format!("{} (fork server)", program.display()), e))?;
         drop(theirs);
         // Dropped, and so killed and reaped, on any failure from here on.
         let server = Self {

@@ -23,8 +23,7 @@ pub(crate) struct SpawnSpec {
     pub(crate) envp: Vec<CString>,
 }
 
-type AddClosefrom =
-    unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, c_int) -> c_int;
+type AddClosefrom = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, c_int) -> c_int;
 
 /// glibc's `posix_spawn_file_actions_addclosefrom_np`, if this glibc has it.
 fn addclosefrom() -> Option<AddClosefrom> {
@@ -96,7 +95,8 @@ pub(crate) fn spawn(spec: &SpawnSpec, stdin: &OwnedFd, stdout: &OwnedFd) -> io::
         }
         Recipe { attr, actions }
     };
-    let flags = libc::POSIX_SPAWN_SETPGROUP | libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
+    let flags =
+        libc::POSIX_SPAWN_SETPGROUP | libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
     // SAFETY: `recipe` holds initialised attributes and actions; the sigset
     // values live on this frame for the calls, which copy them. dup2 onto 0
     // and 1 clears close-on-exec on the copies, so the child keeps exactly
