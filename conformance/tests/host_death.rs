@@ -32,10 +32,16 @@ fn children_of(parent: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Waits for `pid` (our child now, as subreaper) to end and reaps it: the
-/// signal that killed it, or `None` when it exited or still ran at the
-/// deadline (then it is killed and reaped).
-fn reap_within(pid: u32, within: Duration) -> Option<libc::c_int> {
+/// How a process ended.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    Signal(libc::c_int),
+    Exit(libc::c_int),
+}
+
+/// Waits for `pid` (our child now, as subreaper) to end and reaps it; `None`
+/// when it still ran at the deadline (it is then killed and reaped).
+fn reap_within(pid: u32, within: Duration) -> Option<Ended> {
     let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
     let deadline = Instant::now() + within;
     loop {
@@ -48,7 +54,11 @@ fn reap_within(pid: u32, within: Duration) -> Option<libc::c_int> {
             std::io::Error::last_os_error()
         );
         if reaped == pid {
-            return libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status));
+            return Some(if libc::WIFSIGNALED(status) {
+                Ended::Signal(libc::WTERMSIG(status))
+            } else {
+                Ended::Exit(libc::WEXITSTATUS(status))
+            });
         }
         if Instant::now() > deadline {
             // SAFETY: kill only sends a signal; the pid is our unreaped child.
@@ -126,12 +136,23 @@ fn killing_a_pools_process_takes_its_workers_their_tasks_children_and_fork_serve
     assert_eq!(grandchildren.len(), 2);
     host.0.kill().expect("SIGKILL to the host");
     host.0.wait().expect("the host reaped");
-    // The tasks' children are orphans too, and ours as subreaper.
-    for pid in workers.iter().chain(&others).chain(&grandchildren) {
+    // The tasks' children are orphans too, and ours as subreaper. Workers
+    // and what their tasks started are killed with their process groups.
+    for pid in workers.iter().chain(&grandchildren) {
         assert_eq!(
             reap_within(*pid, Duration::from_secs(10)),
-            Some(libc::SIGKILL),
+            Some(Ended::Signal(libc::SIGKILL)),
             "process {pid} of the killed host's pool was not killed within 10 s"
+        );
+    }
+    // The fork server is killed by its parent-death signal, or exits 0 when
+    // it sees its socket end first (the host's fds close before that signal
+    // is sent): gone either way.
+    for pid in &others {
+        let ended = reap_within(*pid, Duration::from_secs(10));
+        assert!(
+            matches!(ended, Some(Ended::Signal(libc::SIGKILL) | Ended::Exit(0))),
+            "the fork server {pid} did not end within 10 s: {ended:?}"
         );
     }
 }

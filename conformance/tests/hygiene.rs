@@ -1,8 +1,9 @@
 //! Process hygiene: the worker marker reaches only the worker (a task may
 //! run a procpool program, or build a pool of its own); a wrapper program
 //! between the pool and its worker works; a worker starts with only fds 0-2
-//! and its channel, and its tasks' subprocesses inherit nothing; a killed
-//! fork server comes back; codec errors read as sentences.
+//! and its channel, and its tasks' subprocesses inherit nothing; codec
+//! errors read as sentences. (A killed fork server comes back:
+//! `forkserver.rs`.)
 //!
 //! The fd test leaks an fd without close-on-exec in this process on purpose
 //! (the host's mistake that must not reach workers), hence a file of its
@@ -102,31 +103,6 @@ fn workers_and_their_subprocesses_inherit_no_fd_of_the_host() {
         );
     }
     let _ = std::fs::remove_file(path);
-}
-
-#[test]
-fn a_killed_fork_server_comes_back() {
-    let pool = util::tagged(util::builder(1), "forkserver-back")
-        .build()
-        .unwrap();
-    let worker = pool.submit(GETPID, ()).unwrap().result(Some(HANG)).unwrap();
-    assert!(pool.stats().workers_forked >= 1, "{:?}", pool.stats());
-    let server: Vec<u32> = util::tagged_processes("forkserver-back")
-        .into_iter()
-        .filter(|&pid| pid != worker)
-        .collect();
-    assert_eq!(server.len(), 1, "one fork server: {server:?}");
-    util::kill_9(server[0]);
-    let forked = pool.stats().workers_forked;
-    // Each KILL_SELF ends a worker; its replacement is spawned while the
-    // server is gone, and forked again once a new one has started.
-    util::wait_until(HANG, "a worker forked by a new fork server", || {
-        let _ = pool.submit(KILL_SELF, ()).unwrap().result(Some(HANG));
-        let _ = pool.submit(GETPID, ()).unwrap().result(Some(HANG));
-        pool.stats().workers_forked > forked
-    });
-    drop(pool);
-    assert!(util::tagged_processes("forkserver-back").is_empty());
 }
 
 #[test]

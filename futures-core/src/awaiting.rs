@@ -33,7 +33,7 @@ where
         if inner.phase.is_done() {
             // Completion drained the waker list, our slot included.
             this.waker_id = 0;
-            inner.resolve();
+            let inner = this.shared.resolved(inner);
             return Poll::Ready(read_cloned(&inner.phase));
         }
         let id = this.waker_id;

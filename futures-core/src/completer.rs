@@ -97,11 +97,12 @@ impl<T, E> Completer<T, E> {
     }
 
     /// Finishes the future with an outcome that the first thread to read it
-    /// produces: `produce` runs once, on the thread that calls
+    /// produces: `produce` runs once, on the thread that first calls
     /// [`result`](Future::result), [`exception`](Future::exception),
     /// [`into_result`](Future::into_result), [`with_result`](Future::with_result)
-    /// or `.await`s the future, while that thread holds the future's lock (a
-    /// second reader waits for it rather than running it again).
+    /// or `.await`s the future, without the future's lock held (so that this
+    /// completer, `state()` and the other handles never wait on it); a second
+    /// reader waits for its outcome rather than running it again.
     ///
     /// This is how an executor keeps user code off its own thread: a process
     /// pool hands over the output's bytes and the reader decodes them, so a

@@ -147,8 +147,7 @@ impl<T, E> Future<T, E> {
         T: Clone,
         E: Clone + From<Cancelled> + From<Timeout>,
     {
-        let mut inner = self.shared.lock_done(timeout)?;
-        inner.resolve();
+        let inner = self.shared.resolved(self.shared.lock_done(timeout)?);
         read_cloned(&inner.phase)
     }
 
@@ -167,8 +166,7 @@ impl<T, E> Future<T, E> {
     where
         E: Clone + From<Cancelled> + From<Timeout>,
     {
-        let mut inner = self.shared.lock_done(timeout)?;
-        inner.resolve();
+        let inner = self.shared.resolved(self.shared.lock_done(timeout)?);
         match &inner.phase {
             Phase::Output(_)
             | Phase::Taken {
@@ -201,8 +199,7 @@ impl<T, E> Future<T, E> {
     where
         E: From<Cancelled> + From<Timeout>,
     {
-        let mut inner = self.shared.lock_done(timeout)?;
-        inner.resolve();
+        let inner = self.shared.resolved(self.shared.lock_done(timeout)?);
         match &inner.phase {
             Phase::Output(t) => Ok(f(Ok(t))),
             Phase::Error(e) | Phase::Taken { taken: e, .. } => Ok(f(Err(e))),
@@ -229,8 +226,7 @@ impl<T, E> Future<T, E> {
     where
         E: From<Cancelled> + From<Timeout> + From<Taken>,
     {
-        let mut inner = self.shared.lock_done(timeout)?;
-        inner.resolve();
+        let mut inner = self.shared.resolved(self.shared.lock_done(timeout)?);
         let was_error = match inner.phase {
             Phase::Output(_) => false,
             Phase::Error(_) => true,

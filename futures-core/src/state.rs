@@ -64,13 +64,14 @@ pub(crate) type Deferred<T, E> = Box<dyn FnOnce() -> Result<T, E> + Send>;
 /// | `Running`   | Running   | `Completer::set_running_or_notify_cancel` from `Pending`   |
 /// | `Output(T)` | Finished  | `Completer::set_result` from `Pending` or `Running`        |
 /// | `Error(E)`  | Finished  | `Completer::set_error` from `Pending` or `Running`         |
-/// | `Deferred`  | Finished  | `Completer::set_deferred` from `Pending` or `Running`; the first reader turns it into `Output` or `Error` |
+/// | `Deferred`  | Finished  | `Completer::set_deferred` from `Pending` or `Running` |
+/// | `Resolving` | Finished  | the first reader takes the `Deferred` function out; it then sets `Output` or `Error` |
 /// | `Taken`     | Finished  | `Future::into_result` from `Output` or `Error`             |
 /// | `Cancelled` | Cancelled | `cancel`/`abort` from `Pending`; `Completer::set_cancelled` (or dropping the completer) from `Pending` or `Running` |
 ///
 /// No transition leaves `Output`, `Error` or `Cancelled` except `into_result`'s
 /// move to `Taken`, which keeps the state `Finished`; `Deferred` leaves only
-/// for `Output` or `Error`, which keeps it too.
+/// through `Resolving` for `Output` or `Error`, which keeps it too.
 pub(crate) enum Phase<T, E> {
     Pending,
     Running,
@@ -78,6 +79,9 @@ pub(crate) enum Phase<T, E> {
     Error(E),
     /// Finished, its outcome still to be produced by the first reader.
     Deferred(Deferred<T, E>),
+    /// Finished, its outcome being produced by a reader (with the lock
+    /// released); other readers wait on the condvar.
+    Resolving,
     /// `into_result` moved the outcome out. `taken` is `E::from(Taken)`, which
     /// the other handles read as the error; `was_error` says what was moved.
     Taken {
@@ -92,9 +96,11 @@ impl<T, E> Phase<T, E> {
         match self {
             Phase::Pending => State::Pending,
             Phase::Running => State::Running,
-            Phase::Output(_) | Phase::Error(_) | Phase::Deferred(_) | Phase::Taken { .. } => {
-                State::Finished
-            }
+            Phase::Output(_)
+            | Phase::Error(_)
+            | Phase::Deferred(_)
+            | Phase::Resolving
+            | Phase::Taken { .. } => State::Finished,
             Phase::Cancelled => State::Cancelled,
         }
     }
@@ -142,31 +148,6 @@ pub(crate) struct Inner<T, E> {
 }
 
 impl<T, E> Inner<T, E> {
-    /// Produces a deferred outcome, once, on the reading thread, with the
-    /// lock held (so a second reader waits for the first's result rather
-    /// than producing it again). The executor's function must not panic
-    /// (`set_deferred` says so); if it does anyway, the panic is contained
-    /// and the future reads as cancelled.
-    pub(crate) fn resolve(&mut self)
-    where
-        E: From<crate::Cancelled>,
-    {
-        if !matches!(self.phase, Phase::Deferred(_)) {
-            return;
-        }
-        let Phase::Deferred(produce) = mem::replace(&mut self.phase, Phase::Cancelled) else {
-            unreachable!("matched just above, under the same lock");
-        };
-        self.phase = match panic::catch_unwind(AssertUnwindSafe(produce)) {
-            Ok(Ok(output)) => Phase::Output(output),
-            Ok(Err(error)) => Phase::Error(error),
-            Err(payload) => {
-                report_panic("a deferred outcome", payload.as_ref());
-                Phase::Error(E::from(crate::Cancelled))
-            }
-        };
-    }
-
     pub(crate) fn listeners(&mut self) -> &mut Listeners<T, E> {
         self.listeners.get_or_insert_with(|| {
             Box::new(Listeners {
@@ -279,6 +260,50 @@ impl<T, E> Shared<T, E> {
             Ok(inner)
         } else {
             Err(Timeout)
+        }
+    }
+
+    /// Produces a deferred outcome, once, on the reading thread, and returns
+    /// the guard once the phase holds an outcome.
+    ///
+    /// The function runs with the lock released (it is user code, slow
+    /// perhaps: the executor's completer and other handles must not wait on
+    /// it); a reader that comes meanwhile waits on the condvar for its
+    /// outcome rather than producing it again. The executor's function must
+    /// not panic (`set_deferred` says so); if it does anyway, the panic is
+    /// contained and the future reads as cancelled.
+    pub(crate) fn resolved<'a>(
+        &'a self,
+        mut inner: MutexGuard<'a, Inner<T, E>>,
+    ) -> MutexGuard<'a, Inner<T, E>>
+    where
+        E: From<crate::Cancelled>,
+    {
+        loop {
+            match inner.phase {
+                Phase::Deferred(_) => {
+                    let Phase::Deferred(produce) = mem::replace(&mut inner.phase, Phase::Resolving)
+                    else {
+                        unreachable!("matched just above, under the same lock");
+                    };
+                    let outcome = MutexGuard::unlocked(&mut inner, || {
+                        panic::catch_unwind(AssertUnwindSafe(produce))
+                    });
+                    inner.phase = match outcome {
+                        Ok(Ok(output)) => Phase::Output(output),
+                        Ok(Err(error)) => Phase::Error(error),
+                        Err(payload) => {
+                            report_panic("a deferred outcome", payload.as_ref());
+                            Phase::Error(E::from(crate::Cancelled))
+                        }
+                    };
+                    // Readers that came while it was produced wait for it.
+                    self.cond.notify_all();
+                    return inner;
+                }
+                Phase::Resolving => self.cond.wait(&mut inner),
+                _ => return inner,
+            }
         }
     }
 

@@ -132,3 +132,34 @@ fn setting_a_deferred_outcome_twice_is_invalid() {
     assert!(completer.set_deferred(|| Ok(2)).is_err());
     assert!(completer.set_result(3).is_err());
 }
+
+#[test]
+fn a_slow_producer_holds_up_only_the_readers_not_the_completer_or_state() {
+    use std::sync::mpsc;
+    let (future, completer) = pair::<u32>();
+    let (started_tx, started) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel::<()>();
+    completer
+        .set_deferred(move || {
+            let _ = started_tx.send(());
+            let _ = release_rx.recv();
+            Ok(5)
+        })
+        .unwrap();
+    let first = {
+        let future = future.clone();
+        thread::spawn(move || future.result(None))
+    };
+    started.recv().unwrap();
+    // While it is produced: the completer drops, state() answers, and a
+    // second reader waits for the same outcome.
+    drop(completer);
+    assert_eq!(future.state(), State::Finished);
+    let second = {
+        let future = future.clone();
+        thread::spawn(move || future.result(None))
+    };
+    release.send(()).unwrap();
+    assert_eq!(first.join().unwrap(), Ok(5));
+    assert_eq!(second.join().unwrap(), Ok(5));
+}

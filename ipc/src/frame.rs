@@ -141,7 +141,8 @@ impl Decoder {
     fn read_size(&self) -> usize {
         let have = self.buffered();
         let rest_of_frame = match self.peek_len() {
-            Some(len) if len <= self.max_frame_len => HEADER_LEN + len - have,
+            // Saturating: a whole frame (and more) may be buffered already.
+            Some(len) if len <= self.max_frame_len => (HEADER_LEN + len).saturating_sub(have),
             _ => 0,
         };
         rest_of_frame.min(have.max(MIN_READ)).max(MIN_READ)

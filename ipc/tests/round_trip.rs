@@ -335,10 +335,7 @@ fn outputs_taken_from_frames_keep_their_bytes_and_the_stream_goes_on() {
     let mut taken = Vec::new();
     while !source.is_empty() {
         decoder.read_from(&mut source).unwrap();
-        loop {
-            let Some(frame) = decoder.next_frame().unwrap() else {
-                break;
-            };
+        while let Some(frame) = decoder.next_frame().unwrap() {
             let FromWorker::Done(done) = FromWorker::decode(frame).unwrap() else {
                 panic!("not a Done")
             };
@@ -365,4 +362,25 @@ fn take_payload_refuses_a_range_outside_the_last_frame() {
     assert_eq!(decoder.take_payload(0..len).map(|p| p.len()), Some(len));
     decoder.feed(&[1]);
     assert!(decoder.take_payload(0..0).is_none(), "bytes arrived since");
+}
+
+#[test]
+fn reading_more_while_whole_frames_wait_unread_is_fine() {
+    // A reader that stops taking frames (its peer is being killed) and reads
+    // once more must not trip over the frames it holds.
+    let mut out = FrameBuf::new();
+    for id in 0..3 {
+        out.push(&ToWorker::Call(Call::single(id, "noop", &[1, 2, 3])))
+            .unwrap();
+    }
+    let bytes = out.pending().to_vec();
+    let mut decoder = Decoder::new();
+    decoder.feed(&bytes);
+    let mut more: &[u8] = &bytes;
+    decoder.read_from(&mut more).unwrap();
+    let mut frames = 0;
+    while decoder.next_frame().unwrap().is_some() {
+        frames += 1;
+    }
+    assert_eq!(frames, 6);
 }

@@ -3,7 +3,7 @@
 
 use crate::config::Config;
 use crate::event_loop::EventLoop;
-use crate::failure::Signal;
+use crate::failure::{BreakCause, Signal};
 use crate::job::Job;
 use crate::mailbox::{Command, Mailbox, Refused};
 use crate::stats::{Gauges, Stats};
@@ -49,7 +49,28 @@ impl Manager {
         let (event_loop, mailbox, gauges) = EventLoop::new(config)?;
         let thread = std::thread::Builder::new()
             .name("procpool-manager".into())
-            .spawn(move || event_loop.run())?;
+            .spawn({
+                let mailbox = Arc::clone(&mailbox);
+                move || {
+                    // A bug here must not leave callers waiting for ever:
+                    // unwinding drops the loop (its workers are killed and
+                    // reaped, its futures end cancelled), and the pool
+                    // refuses what comes after.
+                    let run = std::panic::AssertUnwindSafe(move || event_loop.run());
+                    if let Err(panic) = std::panic::catch_unwind(run) {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| (*s).to_owned())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        log::error!("procpool: the manager thread panicked: {what}");
+                        mailbox.abandon(BreakCause {
+                            cause: format!("the pool's manager thread panicked: {what}"),
+                            source: None,
+                        });
+                    }
+                }
+            })?;
         Ok(Self {
             mailbox,
             gauges,

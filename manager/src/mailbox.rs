@@ -126,6 +126,17 @@ impl Mailbox {
         self.inbox.lock().broken = Some(cause);
     }
 
+    /// The manager thread is gone (it panicked): refuse everything from now
+    /// on, and drop what was queued, which ends those futures cancelled.
+    pub(crate) fn abandon(&self, cause: BreakCause) {
+        let queued = {
+            let mut inbox = self.inbox.lock();
+            inbox.broken = Some(cause);
+            std::mem::take(&mut inbox.commands)
+        };
+        drop(queued);
+    }
+
     /// Whether a shutdown (of any kind) was asked for.
     pub(crate) fn is_shut_down(&self) -> bool {
         self.inbox.lock().shut_down

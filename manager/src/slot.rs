@@ -80,9 +80,6 @@ pub(crate) struct WorkerSlot {
     pub(crate) said_exiting: bool,
     /// A stall deadline is armed for the frame it is sending.
     pub(crate) stall_armed: bool,
-    /// Its result pipe reached its end while it was not told to exit: it
-    /// was killed for it (a protocol breach, unless it was dying anyway).
-    pub(crate) killed_for_closed_output: bool,
 }
 
 impl WorkerSlot {
@@ -139,7 +136,6 @@ impl WorkerSlot {
             said_hello: false,
             said_exiting: false,
             stall_armed: false,
-            killed_for_closed_output: false,
         })
     }
 

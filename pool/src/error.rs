@@ -289,10 +289,9 @@ impl fmt::Display for Error {
             Self::WaitTimeout => {
                 f.write_str("timed out waiting for the result (the task was not touched)")
             }
-            Self::AsCompletedTimeout { unfinished, total } => write!(
-                f,
-                "{unfinished} (of {total}) futures unfinished (their tasks were not touched)"
-            ),
+            Self::AsCompletedTimeout { unfinished, total } => {
+                write!(f, "{unfinished} (of {total}) futures unfinished")
+            }
             Self::MapTimedOut { timeout } => write!(
                 f,
                 "the map's timeout of {timeout:?} passed; its remaining calls were stopped"

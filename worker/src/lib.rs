@@ -30,11 +30,12 @@
 //! worker serves on.
 //!
 //! Liveness: a worker leads its own process group and lives as long as its
-//! channel. When the pool hangs up the call pipe (it shut down, or its
-//! process died), an idle worker exits and a busy one is killed with its
-//! group at once, so what its task started dies too; the parent-death signal
-//! (SIGHUP, `PR_SET_PDEATHSIG`) does the same. The channel is the judge, not
-//! the parent pid, so a wrapper program between pool and worker works.
+//! pool reads its results. When nobody can (the pool's process died), it
+//! kills its group at once, busy or idle, so what its task started dies too;
+//! the parent-death signal (SIGHUP, `PR_SET_PDEATHSIG`) does the same. The
+//! end of the call pipe means "no more calls": it answers what it has and
+//! exits 0. The channel is the judge, not the parent pid, so a wrapper
+//! program between pool and worker works.
 //!
 //! Hygiene: the settings arrive in environment variables, which the worker
 //! takes out of its environment at once (a task's subprocess, even a
@@ -191,7 +192,7 @@ fn serve_on(
     sys::lead_own_group();
     sys::install_signal_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     sys::die_with_parent().map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
-    liveness::watch(&calls).map_err(|e| format!("cannot watch the call channel: {e}"))?;
+    liveness::watch(&results).map_err(|e| format!("cannot watch the result channel: {e}"))?;
     let calls = sys::SpinningReader { file: calls };
     Ok(serve_channel(registry, settings, calls, results))
 }

@@ -76,12 +76,7 @@ pub fn serve_channel<R: Read, W: Write>(
         return Ending::Io(e);
     }
     if let Some((name, args)) = &settings.initializer {
-        if !crate::liveness::begin_call() {
-            return Ending::ChannelClosed;
-        }
-        let initialized = registry.initialize(name, args);
-        crate::liveness::end_call();
-        if let Err(e) = initialized {
+        if let Err(e) = registry.initialize(name, args) {
             let mut e = e;
             if e.kind != RemoteErrorKind::Initializer {
                 e.message = format!("initializer `{name}`: {} ({})", e.message, e.kind);
@@ -127,14 +122,9 @@ pub fn serve_channel<R: Read, W: Write>(
             }
             Err(e) => return Ending::Protocol(e.to_string()),
         };
-        if !crate::liveness::begin_call() {
-            // The pool hung up: what is still queued runs for nobody.
-            return Ending::ChannelClosed;
-        }
         done.clear();
         crate::sys::NEXT_SPIN_US.store(call.spin_us, Ordering::Relaxed);
         let result = registry.call(call.task, call.kind, call.payload, done.output_buf());
-        crate::liveness::end_call();
         // A stop request belongs to the call it interrupted: cleared once it
         // returned, before its Done is sent and the next call starts.
         crate::sys::STOP_REQUESTED.store(false, Ordering::Relaxed);

@@ -116,12 +116,12 @@ pub(crate) fn die_with_parent_plainly() -> io::Result<()> {
     .map(drop)
 }
 
-/// Blocks until the read end `fd` of a pipe is hung up: every writer has
-/// closed it. Data waiting in the pipe does not end the wait.
-pub(crate) fn wait_for_hangup(fd: RawFd) -> io::Result<()> {
+/// Blocks until the write end `fd` of a pipe has no reader left (poll
+/// reports POLLERR then, pipe(7)), or the fd is no pipe end at all.
+pub(crate) fn wait_for_no_reader(fd: RawFd) -> io::Result<()> {
     loop {
-        // No events asked for: poll reports only POLLHUP, POLLERR and
-        // POLLNVAL, which are always reported.
+        // No events asked for: poll reports only POLLERR, POLLHUP and
+        // POLLNVAL, which are always reported (never POLLOUT).
         let mut fds = libc::pollfd {
             fd,
             events: 0,

@@ -288,25 +288,18 @@ impl EventLoop {
         if !self.shutting_down || self.sched.pending() > 0 {
             Gauges::bump(&self.gauges.workers_replaced);
         }
-        let killed_for_closed_output =
-            w.killed_for_closed_output && exit == ExitInfo::Signal(crate::failure::Signal::KILL);
-        let failure = w.failure.take().unwrap_or_else(|| {
-            if killed_for_closed_output {
-                Failure::Protocol {
-                    pid: w.pid,
-                    detail: "it closed its result pipe while still running".into(),
-                }
-            } else {
-                Failure::WorkerDied { pid: w.pid, exit }
-            }
-        });
+        let failure = w
+            .failure
+            .take()
+            .unwrap_or(Failure::WorkerDied { pid: w.pid, exit });
         let breach = matches!(failure, Failure::Protocol { .. });
         // Killed on purpose to stop a job, or told to exit: not a failure.
-        let deliberate = w.orderly_exit || (w.killed && !breach && !w.killed_for_closed_output);
+        let deliberate = w.orderly_exit || (w.killed && !breach);
         let waiting = w.drain_waiting();
         let head = w.pop_job();
         let mut break_cause = None;
-        let counts = !deliberate && w.served == 0 && (breach || head.is_none());
+        // A breach was counted when it happened.
+        let counts = !deliberate && !breach && w.served == 0 && head.is_none();
         let description = format!("worker {} {}", w.pid, describe(&failure));
         if let Some(head) = head {
             if head.stop.is_none()
@@ -324,14 +317,17 @@ impl EventLoop {
         drop(w);
         if let Some(cause) = break_cause {
             self.break_pool(cause, None);
-        } else if counts && self.broken.is_none() && !self.shutting_down {
+        } else if counts {
             self.count_failure(description);
         }
     }
 
     /// One more failure in a row: back off, or break the pool after too
     /// many.
-    fn count_failure(&mut self, description: String) {
+    pub(super) fn count_failure(&mut self, description: String) {
+        if self.broken.is_some() || self.shutting_down {
+            return;
+        }
         Gauges::bump(&self.gauges.worker_failures);
         self.failures_in_a_row += 1;
         let n = self.failures_in_a_row;

@@ -70,6 +70,10 @@ impl EventLoop {
                 }
             }
             self.take_frames(slot);
+            if self.worker(slot).is_none_or(|w| w.failure.is_some()) {
+                // Condemned: nothing more it sends is read.
+                return;
+            }
             if reached_eof {
                 return self.on_results_closed(slot);
             }
@@ -210,31 +214,30 @@ impl EventLoop {
         self.head_changed(slot);
     }
 
-    /// The result pipe reached its end. A worker told to exit (or already
-    /// dead) is reaped as usual; one still running has closed its output
-    /// while alive, which it must not: it is killed at once.
+    /// The result pipe reached its end. A worker told to exit, killed, or
+    /// dying (a process closes its fds before its exit is reported) is
+    /// reaped as usual, and its exit status tells what happened, a frame cut
+    /// short included. One still running has closed its output while alive,
+    /// which it must not: it is killed at once.
     fn on_results_closed(&mut self, slot: usize) {
         let registry = self.poll.registry();
         let Some(w) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
-        if let Err(e) = w.decoder.finish() {
-            return self.breach(slot, e.to_string());
+        let dying = crate::sys::is_exiting(w.pid) == Some(true);
+        if w.orderly_exit || w.killed || dying {
+            w.close_results(registry);
+            if w.pidfd.is_none() {
+                // Without a pidfd the pipe's end is the sign of its exit.
+                self.try_reap(slot);
+            }
+            return;
         }
-        w.close_results(registry);
-        if !w.orderly_exit && !w.killed {
-            // If it is dying anyway (a crash closes its fds before its exit
-            // is reported), the kill changes nothing and its own exit status
-            // is what its job reports.
-            w.killed_for_closed_output = true;
-            w.phase = Phase::Retiring;
-            w.signal(libc::SIGKILL);
-            self.sched.set_busy(slot);
-        }
-        if self.worker(slot).is_some_and(|w| w.pidfd.is_none()) {
-            // Without a pidfd the pipe's end is the sign of its exit.
-            self.try_reap(slot);
-        }
+        let detail = match w.decoder.finish() {
+            Err(e) => e.to_string(),
+            Ok(()) => "it closed its result pipe while still running".to_owned(),
+        };
+        self.breach(slot, detail);
     }
 
     /// Arms the stall deadline while a frame is unfinished.
@@ -272,12 +275,19 @@ impl EventLoop {
     /// kill it; its job fails with a protocol error when it is reaped.
     pub(super) fn breach(&mut self, slot: usize, detail: String) {
         let Some(w) = self.worker(slot) else { return };
-        if w.failure.is_none() {
-            log::warn!("procpool: worker {} broke the protocol: {detail}", w.pid);
+        if w.failure.is_some() {
+            return;
         }
-        let pid = w.pid;
+        log::warn!("procpool: worker {} broke the protocol: {detail}", w.pid);
+        let (pid, served) = (w.pid, w.served);
+        let description = format!("worker {pid} broke the protocol: {detail}");
         w.condemn(Failure::Protocol { pid, detail });
         self.sched.set_busy(slot);
         self.stop_reading(slot);
+        if served == 0 {
+            // Counted now, not when it is reaped, so that no start slips in
+            // before the back-off.
+            self.count_failure(description);
+        }
     }
 }

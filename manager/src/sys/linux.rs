@@ -216,6 +216,24 @@ pub(crate) fn is_child(pid: u32) -> bool {
     ret == 0
 }
 
+/// Whether process `pid` is exiting (or has exited): the kernel sets
+/// `PF_EXITING` in its flags before it closes the process's fds, so a pipe
+/// end that closed because its process is dying shows it. `None` when
+/// `/proc` cannot tell. One field of `/proc/PID/stat` is all it needs: a
+/// crate for the whole of `/proc` would not earn its place in the library.
+pub(crate) fn is_exiting(pid: u32) -> Option<bool> {
+    /// `PF_EXITING`, from the kernel's `include/linux/sched.h`.
+    const PF_EXITING: u64 = 0x4;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid pgrp session tty_nr tpgid flags ...": the name
+    // may hold anything, so fields are counted from its closing parenthesis.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?;
+    let flags: u64 = fields.nth(5)?.parse().ok()?;
+    Some(flags & PF_EXITING != 0 || matches!(state, "Z" | "X" | "x"))
+}
+
 /// A pipe, both ends close-on-exec: (read end, write end).
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
