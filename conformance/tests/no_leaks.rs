@@ -16,81 +16,9 @@ use procpool_conformance::tasks::*;
 use std::time::Duration;
 use util::SOON;
 
-/// Open fds of this process.
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
-}
-
-/// Threads of this process that are a pool's: the manager
-/// (`procpool-manager`, truncated by the kernel to 15 bytes) and its
-/// spawner (`procpool-spawn`).
-fn manager_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|name| {
-                let name = name.trim_end();
-                name.starts_with("procpool-manage") || name == "procpool-spawn"
-            })
-        })
-        .count()
-}
-
-/// Children of this process, zombies included: `/proc/*/stat` entries whose
-/// parent pid is ours, with their state.
-fn children() -> Vec<(u32, char)> {
-    let me = std::process::id();
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // "pid (comm) state ppid ...": comm may hold spaces and ')'.
-            let rest = &stat[stat.rfind(')')? + 2..];
-            let mut fields = rest.split(' ');
-            let state = fields.next()?.chars().next()?;
-            let ppid: u32 = fields.next()?.parse().ok()?;
-            (ppid == me).then_some((pid, state))
-        })
-        .collect()
-}
-
-/// Waits up to `limit` for the process to be back to `baseline` fds, with
-/// no manager thread and no child.
-fn assert_clean(scenario: &str, baseline: usize, limit: Duration) {
-    util::wait_until(limit, &format!("{scenario}: no manager thread"), || {
-        manager_threads() == 0
-    });
-    util::wait_until(limit, &format!("{scenario}: no child process"), || {
-        children().is_empty()
-    });
-    let end = std::time::Instant::now() + limit;
-    loop {
-        let fds = open_fds();
-        if fds == baseline {
-            return;
-        }
-        if std::time::Instant::now() >= end {
-            let open: Vec<_> = std::fs::read_dir("/proc/self/fd")
-                .expect("/proc/self/fd")
-                .flatten()
-                .map(|e| std::fs::read_link(e.path()).unwrap_or_default())
-                .collect();
-            panic!("{scenario}: {fds} fds open, {baseline} before: {open:?}");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn no_fd_thread_or_process_outlives_a_pool_in_any_scenario() {
-    let baseline = open_fds();
-    assert_eq!(manager_threads(), 0);
-    assert!(children().is_empty(), "{:?}", children());
+    let baseline = util::Baseline::now();
 
     // Normal work: submit and map on two workers.
     {
@@ -107,12 +35,15 @@ fn no_fd_thread_or_process_outlives_a_pool_in_any_scenario() {
         assert_eq!(sum, (0..200u64).map(|x| x * x).sum());
         // The manager, and the spawner if it has started.
         assert!(
-            manager_threads() >= 1,
+            util::manager_threads() >= 1,
             "the manager thread is found by name"
         );
-        assert!(!children().is_empty(), "the workers are found as children");
+        assert!(
+            !util::children().is_empty(),
+            "the workers are found as children"
+        );
     }
-    assert_clean("normal work", baseline, SOON);
+    baseline.assert_back("normal work", SOON);
 
     // Crashes: a killed worker, a segfault, a protocol-level decode error,
     // each replaced, and recycling.
@@ -137,7 +68,7 @@ fn no_fd_thread_or_process_outlives_a_pool_in_any_scenario() {
             );
         }
     }
-    assert_clean("crashes", baseline, SOON);
+    baseline.assert_back("crashes", SOON);
 
     // Replacements forked by the fork server: it and its forks go too.
     {
@@ -149,7 +80,7 @@ fn no_fd_thread_or_process_outlives_a_pool_in_any_scenario() {
             pool.stats().workers_forked >= 1
         });
     }
-    assert_clean("forked replacements", baseline, SOON);
+    baseline.assert_back("forked replacements", SOON);
 
     // shutdown(wait = false) with running tasks, then the futures, then drop:
     // the manager thread finishes on its own.
@@ -165,7 +96,7 @@ fn no_fd_thread_or_process_outlives_a_pool_in_any_scenario() {
         }
         drop(pool);
     }
-    assert_clean("shutdown(wait = false)", baseline, Duration::from_secs(30));
+    baseline.assert_back("shutdown(wait = false)", Duration::from_secs(30));
 
     // kill_workers with blocked tasks.
     {
@@ -177,7 +108,7 @@ fn no_fd_thread_or_process_outlives_a_pool_in_any_scenario() {
             assert_eq!(f.result(Some(SOON)).unwrap_err(), Error::Cancelled);
         }
     }
-    assert_clean("kill_workers", baseline, SOON);
+    baseline.assert_back("kill_workers", SOON);
 
     // A failing initializer: a broken pool.
     {
@@ -188,7 +119,7 @@ fn no_fd_thread_or_process_outlives_a_pool_in_any_scenario() {
             Err(Error::BrokenPool { .. })
         ));
     }
-    assert_clean("failing initializer", baseline, SOON);
+    baseline.assert_back("failing initializer", SOON);
 
     // A map dropped half way, and one that timed out.
     {
@@ -209,7 +140,7 @@ fn no_fd_thread_or_process_outlives_a_pool_in_any_scenario() {
             Some(Err(Error::MapTimedOut { .. }))
         ));
     }
-    assert_clean("maps stopped early", baseline, SOON);
+    baseline.assert_back("maps stopped early", SOON);
 
     // Prestarted workers of a pool never used, dropped at once (some may
     // still be booting).
@@ -217,5 +148,5 @@ fn no_fd_thread_or_process_outlives_a_pool_in_any_scenario() {
         let pool = util::builder(2).prestart(2).build().unwrap();
         drop(pool);
     }
-    assert_clean("prestarted, never used", baseline, SOON);
+    baseline.assert_back("prestarted, never used", SOON);
 }

@@ -169,3 +169,99 @@ pub(crate) fn tagged_processes(tag: &str) -> Vec<u32> {
         })
         .collect()
 }
+
+/// What of this process a pool may leave behind: its open fds, its pool
+/// threads and its children. Taken before a scenario, checked after.
+pub(crate) struct Baseline {
+    fds: usize,
+}
+
+impl Baseline {
+    /// Now, with no pool thread and no child.
+    pub(crate) fn now() -> Self {
+        assert_eq!(manager_threads(), 0, "a pool thread before the test");
+        assert!(
+            children().is_empty(),
+            "children before the test: {:?}",
+            children()
+        );
+        Self { fds: open_fds() }
+    }
+
+    /// Waits up to `limit` for the process to be back to the baseline: as
+    /// many fds, no pool thread, no child (zombies included).
+    #[track_caller]
+    pub(crate) fn assert_back(&self, scenario: &str, limit: Duration) {
+        wait_until(limit, &format!("{scenario}: no pool thread"), || {
+            manager_threads() == 0
+        });
+        let end = Instant::now() + limit;
+        while !children().is_empty() {
+            assert!(
+                Instant::now() < end,
+                "{scenario}: children left after {limit:?} (pid, state): {:?}",
+                children()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let end = Instant::now() + limit;
+        loop {
+            let fds = open_fds();
+            if fds == self.fds {
+                return;
+            }
+            if Instant::now() >= end {
+                let open: Vec<_> = std::fs::read_dir("/proc/self/fd")
+                    .expect("/proc/self/fd")
+                    .flatten()
+                    .map(|e| std::fs::read_link(e.path()).unwrap_or_default())
+                    .collect();
+                panic!("{scenario}: {fds} fds open, {} before: {open:?}", self.fds);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Open fds of this process.
+pub(crate) fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .expect("/proc/self/fd")
+        .count()
+}
+
+/// Threads of this process that are a pool's: the manager
+/// (`procpool-manager`, truncated by the kernel to 15 bytes) and its
+/// spawner (`procpool-spawn`).
+pub(crate) fn manager_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|name| {
+                let name = name.trim_end();
+                name.starts_with("procpool-manage") || name == "procpool-spawn"
+            })
+        })
+        .count()
+}
+
+/// Children of this process, zombies included: `/proc/*/stat` entries whose
+/// parent pid is ours, with their state.
+pub(crate) fn children() -> Vec<(u32, char)> {
+    let me = std::process::id();
+    std::fs::read_dir("/proc")
+        .expect("/proc")
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            // "pid (comm) state ppid ...": comm may hold spaces and ')'.
+            let rest = &stat[stat.rfind(')')? + 2..];
+            let mut fields = rest.split(' ');
+            let state = fields.next()?.chars().next()?;
+            let ppid: u32 = fields.next()?.parse().ok()?;
+            (ppid == me).then_some((pid, state))
+        })
+        .collect()
+}

@@ -199,8 +199,9 @@ impl EventLoop {
         }
     }
 
-    /// Stops reading `slot`'s results (its worker is being killed, or its
-    /// pipe ended); without a pidfd, looks for its exit from now on.
+    /// Stops reading `slot`'s results (its worker is condemned: nothing it
+    /// sends counts any more); without a pidfd, whose readiness would say
+    /// the worker exited, looks for its exit from now on.
     pub(super) fn stop_reading(&mut self, slot: usize) {
         let registry = self.poll.registry();
         let Some(w) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
@@ -397,6 +398,7 @@ impl EventLoop {
             let Some(w) = self.worker(slot) else { continue };
             let waiting = w.drain_waiting();
             w.condemn(Failure::BrokenPool(cause.clone()));
+            self.stop_reading(slot);
             for work in waiting {
                 self.settle(work, End::Failed(Failure::BrokenPool(cause.clone())));
             }

@@ -156,3 +156,50 @@ impl Drop for Forkserver {
         self.process.kill_and_reap();
     }
 }
+
+/// How long a fork whose answer never came may take to say `Hello`.
+const UNANSWERED_HELLO: Duration = Duration::from_secs(1);
+
+/// A fork request failed after it was sent (the server died, or did not
+/// answer in time): the server may have forked a worker all the same, a
+/// child of ours whose pid never came. It holds the other end of `results`
+/// and says `Hello` there first thing; when it does, it is killed and
+/// reaped, so that no zombie of ours is left behind. Bounded: when no
+/// worker exists, the pipe ends at once (no writer is left).
+pub(super) fn reap_unanswered_fork(results: &OwnedFd) {
+    let Some(pid) = unanswered_fork_pid(results) else {
+        return;
+    };
+    // Only a child of ours that holds this very pipe: a Hello that names
+    // another process is not believed.
+    if !sys::is_child(pid) || !sys::holds_same_pipe(pid, results) {
+        log::warn!("procpool: an unanswered fork claims pid {pid}, which it is not");
+        return;
+    }
+    log::debug!("procpool: reaping worker {pid}, forked but never announced");
+    let mut process = Process::new(pid);
+    process.kill_and_reap();
+}
+
+/// The pid in the `Hello` on `results`, if one comes in time.
+fn unanswered_fork_pid(results: &OwnedFd) -> Option<u32> {
+    let file = std::fs::File::from(results.try_clone().ok()?);
+    let end = Instant::now() + UNANSWERED_HELLO;
+    let mut decoder = procpool_ipc::Decoder::new();
+    loop {
+        if let Ok(Some(frame)) = decoder.next_frame() {
+            return match procpool_ipc::FromWorker::decode(frame) {
+                Ok(procpool_ipc::FromWorker::Hello(hello)) => Some(hello.pid),
+                _ => None,
+            };
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() || !sys::readable_within(&file, left) {
+            return None;
+        }
+        match decoder.read_from(&mut &file) {
+            Ok(procpool_ipc::ReadStatus::Data(_)) => {}
+            Ok(procpool_ipc::ReadStatus::Eof) | Err(_) => return None,
+        }
+    }
+}

@@ -182,9 +182,16 @@ impl Launcher {
     fn fork(&self, server: &mut Forkserver) -> io::Result<Started> {
         let ((calls_read, calls_write), (results_read, results_write)) = pipes()?;
         let serial = self.serial.fetch_add(1, Ordering::Relaxed);
-        let pid = server.fork(serial, [&calls_read, &results_write])?;
-        // The worker's ends are the worker's now.
+        let forked = server.fork(serial, [&calls_read, &results_write]);
+        // The worker's ends are the worker's now (if there is a worker).
         drop((calls_read, results_write));
+        let pid = match forked {
+            Ok(pid) => pid,
+            Err(e) => {
+                forkserver::reap_unanswered_fork(&results_read);
+                return Err(e);
+            }
+        };
         if !sys::is_child(pid) {
             // A wrapper program stands between us and the server, so its
             // forks are the wrapper's children, which we could not reap:

@@ -234,6 +234,33 @@ pub(crate) fn is_exiting(pid: u32) -> Option<bool> {
     Some(flags & PF_EXITING != 0 || matches!(state, "Z" | "X" | "x"))
 }
 
+/// Whether process `pid` has an fd on the same pipe as our `fd` (their
+/// `/proc` links name the same pipe inode).
+pub(crate) fn holds_same_pipe(pid: u32, fd: &OwnedFd) -> bool {
+    let Ok(ours) = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())) else {
+        return false;
+    };
+    let Ok(theirs) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    theirs
+        .flatten()
+        .any(|entry| std::fs::read_link(entry.path()).is_ok_and(|link| link == ours))
+}
+
+/// Waits up to `timeout` for `fd` to be readable (or at its end).
+pub(crate) fn readable_within(fd: &impl AsRawFd, timeout: std::time::Duration) -> bool {
+    let mut fds = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = libc::c_int::try_from(timeout.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+    // SAFETY: poll reads and writes exactly the one pollfd we pass, which
+    // lives on this stack frame for the call.
+    unsafe { libc::poll(&mut fds, 1, ms) > 0 }
+}
+
 /// A pipe, both ends close-on-exec: (read end, write end).
 pub(crate) fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];

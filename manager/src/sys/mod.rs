@@ -22,7 +22,7 @@ mod imp;
 mod spawn;
 
 pub(crate) use imp::{
-    grow_pipe, is_child, is_exiting, pipe, send_fork_request, signal_group, wait_child, Pidfd,
-    TimerFd,
+    grow_pipe, holds_same_pipe, is_child, is_exiting, pipe, readable_within, send_fork_request,
+    signal_group, wait_child, Pidfd, TimerFd,
 };
 pub(crate) use spawn::{closes_inherited_fds, spawn, SpawnSpec};
