@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::state::{self, Phase, Shared};
+use crate::state::{self, Deferred, Phase, Shared};
 use crate::{Future, InvalidState, State};
 
 /// The completing side of a [`Future`], held by the executor.
@@ -123,6 +123,18 @@ impl<T, E> Completer<T, E> {
         F: FnOnce() -> Result<T, E> + Send + 'static,
     {
         self.complete(Phase::Deferred(Box::new(produce)))
+    }
+
+    /// [`set_deferred`](Self::set_deferred) with an outcome already boxed.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_deferred`](Self::set_deferred).
+    pub fn set_deferred_boxed(
+        &self,
+        produce: Box<dyn Deferred<T, E> + 'static>,
+    ) -> Result<(), InvalidState> {
+        self.complete(Phase::Deferred(produce))
     }
 
     /// Ends the future as cancelled, from pending or running.

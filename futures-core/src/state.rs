@@ -52,9 +52,21 @@ pub(crate) type Callback<T, E> = Box<dyn FnOnce(&Future<T, E>) + Send>;
 /// The executor's way to stop a running task.
 pub(crate) type AbortHook = Box<dyn FnOnce() + Send>;
 
-/// An outcome the executor left for the reader to produce: see
-/// [`Completer::set_deferred`](crate::Completer::set_deferred).
-pub(crate) type Deferred<T, E> = Box<dyn FnOnce() -> Result<T, E> + Send>;
+/// An outcome that the first thread to read a future produces: what
+/// [`Completer::set_deferred`](crate::Completer::set_deferred) takes. A
+/// closure is one; an executor may implement it for a value it already has
+/// in a box, to hand that box over without allocating another.
+pub trait Deferred<T, E>: Send {
+    /// Produces the outcome, once, on the reading thread. It must not panic:
+    /// catch a panic and return it as an error.
+    fn produce(self: Box<Self>) -> Result<T, E>;
+}
+
+impl<T, E, F: FnOnce() -> Result<T, E> + Send> Deferred<T, E> for F {
+    fn produce(self: Box<Self>) -> Result<T, E> {
+        (*self)()
+    }
+}
 
 /// The state field with its payload.
 ///
@@ -78,7 +90,7 @@ pub(crate) enum Phase<T, E> {
     Output(T),
     Error(E),
     /// Finished, its outcome still to be produced by the first reader.
-    Deferred(Deferred<T, E>),
+    Deferred(Box<dyn Deferred<T, E>>),
     /// Finished, its outcome being produced by a reader (with the lock
     /// released); other readers wait on the condvar.
     Resolving,
@@ -287,7 +299,7 @@ impl<T, E> Shared<T, E> {
                         unreachable!("matched just above, under the same lock");
                     };
                     let outcome = MutexGuard::unlocked(&mut inner, || {
-                        panic::catch_unwind(AssertUnwindSafe(produce))
+                        panic::catch_unwind(AssertUnwindSafe(|| produce.produce()))
                     });
                     inner.phase = match outcome {
                         Ok(Ok(output)) => Phase::Output(output),

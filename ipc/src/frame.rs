@@ -3,7 +3,7 @@
 
 use crate::codec::VecWriter;
 use crate::error::{DecodeError, EncodeError};
-use crate::payload::Payload;
+use crate::payload::{Payload, Spare};
 use crate::payload_error::PayloadError;
 use serde::Serialize;
 use std::io::{self, Read, Write};
@@ -65,6 +65,9 @@ pub struct Decoder {
     /// Where the payload of the frame last handed out lies in `buf`, until
     /// more bytes arrive: what [`take_payload`](Self::take_payload) takes from.
     last_frame: Option<Range<usize>>,
+    /// A buffer handed over with a large payload comes back here when the
+    /// payload is dropped, for the next large frame.
+    spare: std::sync::Arc<Spare>,
 }
 
 impl Default for Decoder {
@@ -89,6 +92,7 @@ impl Decoder {
             max_frame_len: max_frame_len.min(u32::MAX as usize),
             small_frames: 0,
             last_frame: None,
+            spare: std::sync::Arc::default(),
         }
     }
 
@@ -168,6 +172,7 @@ impl Decoder {
             if self.buf.len() > SHRINK_ABOVE && self.small_frames >= SHRINK_AFTER {
                 self.buf = Vec::new();
                 self.small_frames = 0;
+                self.spare.clear();
             }
         }
         if self.buf.len() - self.end >= additional {
@@ -179,7 +184,19 @@ impl Decoder {
             self.start = 0;
         }
         if self.buf.len() - self.end < additional {
-            self.buf.resize(self.end + additional, 0);
+            let needed = self.end + additional;
+            if needed >= TAKE_BUFFER_ABOVE {
+                if let Some(mut spare) = self.spare.take_at_least(needed) {
+                    if spare.len() < self.end {
+                        spare.resize(self.end, 0);
+                    }
+                    spare[..self.end].copy_from_slice(&self.buf[..self.end]);
+                    self.buf = spare;
+                }
+            }
+            if self.buf.len() < needed {
+                self.buf.resize(needed, 0);
+            }
         }
     }
 
@@ -250,7 +267,7 @@ impl Decoder {
         self.last_frame = None;
         self.small_frames = 0;
         taken.truncate(frame.end);
-        Payload::from_buffer(taken, at)
+        Payload::from_buffer(taken, at, Some(std::sync::Arc::clone(&self.spare)))
     }
 
     /// Checks that the stream ended on a frame boundary; call it at EOF.

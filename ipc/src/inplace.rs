@@ -112,6 +112,24 @@ impl CallFrame {
     pub fn bytes(&self) -> &[u8] {
         &self.buf[self.start..]
     }
+
+    /// Checks, without sealing, that the frame will fit in `max_frame_len`
+    /// whatever id and spin budget it is sealed with: the call's fields are
+    /// counted at their largest, so a frame within a few bytes of the limit
+    /// is refused here although some seals would fit.
+    ///
+    /// # Errors
+    /// [`EncodeError::TooLong`] with that largest length.
+    pub fn check_len(&self, max_frame_len: usize) -> Result<(), EncodeError> {
+        let len = self.headroom - HEADER_LEN + self.payload().len();
+        if len > max_frame_len.min(u32::MAX as usize) {
+            return Err(EncodeError::TooLong {
+                len,
+                limit: max_frame_len,
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Writes `[u32 length][fields]` right-aligned before `buf[headroom..]` and

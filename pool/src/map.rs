@@ -170,9 +170,8 @@ where
                 cause,
             })
         })?;
+        self.pool.check_size(&frame, task)?;
         let id = self.pool.manager().next_job_id();
-        self.pool
-            .check_size(&mut frame, id, task, CallKind::Batch)?;
         // The consumer takes chunks as fast as the workers make them: a
         // short yielding spin saves a sleep and a wake-up per chunk.
         let completer = self.pool.completer(id, self.pool.manager().spin_budget());

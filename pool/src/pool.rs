@@ -132,8 +132,8 @@ impl Pool {
     {
         let mut frame = CallFrame::new(task.name());
         task.encode_args(args.borrow(), frame.payload_buf())?;
+        self.check_size(&frame, task.name())?;
         let id = self.manager.next_job_id();
-        self.check_size(&mut frame, id, task.name(), CallKind::Single)?;
         let completer = self.completer(id, self.manager.spin());
         let future = completer.future();
         self.submit_job(Job {
@@ -141,7 +141,7 @@ impl Pool {
             task: task.name(),
             kind: CallKind::Single,
             frame,
-            completion: Box::new(Single { task, completer }),
+            completion: Box::new(Single::new(task, completer)),
             time_limit: options.time_limit,
             grace: options.grace,
         })?;
@@ -149,17 +149,9 @@ impl Pool {
     }
 
     /// Refuses a call that cannot go in a frame, here rather than after it
-    /// was queued. The frame is sealed for the check; the pool seals it again
-    /// when it sends it.
-    pub(crate) fn check_size(
-        &self,
-        frame: &mut CallFrame,
-        id: u64,
-        task: &'static str,
-        kind: CallKind,
-    ) -> Result<(), Error> {
-        let limit = self.manager.max_frame_len();
-        match frame.seal(id, task, kind, 0, limit) {
+    /// was queued (counting the call's fields at their largest).
+    pub(crate) fn check_size(&self, frame: &CallFrame, task: &'static str) -> Result<(), Error> {
+        match frame.check_len(self.manager.max_frame_len()) {
             Ok(()) => Ok(()),
             Err(EncodeError::TooLong { len, limit }) => Err(Error::TooLarge {
                 task: task.to_owned(),

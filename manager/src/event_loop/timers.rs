@@ -42,6 +42,10 @@ pub(crate) struct Timers {
     /// Fires at the nearest deadline (`None` where timerfd is missing: the
     /// poll timeout, rounded to milliseconds, does the job then).
     fd: Option<TimerFd>,
+    /// The deadline the timerfd is armed for: a turn whose nearest deadline
+    /// is the same costs no system call (most turns, since deadlines such as
+    /// a worker's start timeout stay in the heap for seconds).
+    armed: Option<Instant>,
 }
 
 impl Timers {
@@ -60,6 +64,7 @@ impl Timers {
         Self {
             heap: BinaryHeap::new(),
             fd,
+            armed: None,
         }
     }
 
@@ -91,10 +96,12 @@ impl Timers {
 
     /// The poll's timeout for a wake-up at `at`: the timerfd is armed for
     /// it, and the poll's own timeout is only a backstop a millisecond late.
-    pub(crate) fn poll_timeout(&self, at: Option<Instant>) -> Option<Duration> {
-        let after = at.map(|at| at.saturating_duration_since(Instant::now()))?;
+    pub(crate) fn poll_timeout(&mut self, at: Option<Instant>) -> Option<Duration> {
+        let at = at?;
+        let after = at.saturating_duration_since(Instant::now());
         if let Some(fd) = &self.fd {
-            if !after.is_zero() && fd.set(Some(after)).is_ok() {
+            if !after.is_zero() && (self.armed == Some(at) || fd.set(Some(after)).is_ok()) {
+                self.armed = Some(at);
                 return Some(after + Duration::from_millis(1));
             }
         }
@@ -102,9 +109,10 @@ impl Timers {
     }
 
     /// Clears the fired timerfd's readiness.
-    pub(crate) fn drain(&self) {
+    pub(crate) fn drain(&mut self) {
         if let Some(fd) = &self.fd {
             fd.drain();
         }
+        self.armed = None;
     }
 }
