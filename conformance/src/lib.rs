@@ -57,8 +57,9 @@ pub mod tasks {
     pub const WRONG_OUTPUT_TYPE: Task<(), u64> = Task::new("wrong_output_type");
     /// No worker registers it.
     pub const UNKNOWN: Task<(), ()> = Task::new("no_such_task");
-    /// Polls `stop_requested` every 5 ms for up to `max_ms`; when asked to
-    /// stop, writes the marker file and returns `true`.
+    /// Writes `<marker>.started`, then polls `stop_requested` every 5 ms for
+    /// up to `max_ms`; when asked to stop, writes the marker file and returns
+    /// `true`.
     pub const COOPERATIVE: Task<(String, u64), bool> = Task::new("cooperative");
     /// Sleeps `secs` seconds and ignores SIGTERM's flag.
     pub const STUBBORN: Task<u64, ()> = Task::new("stubborn");
@@ -258,6 +259,7 @@ pub fn registry() -> Registry {
             "not a list of numbers".to_owned()
         })
         .with(COOPERATIVE, |(marker, max_ms): (String, u64)| {
+            std::fs::write(format!("{marker}.started"), b"").expect("marker is writable");
             let end = Instant::now() + Duration::from_millis(max_ms);
             while Instant::now() < end {
                 if procpool::stop_requested() {

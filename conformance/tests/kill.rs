@@ -72,12 +72,11 @@ fn a_cooperative_task_cleans_up_and_its_worker_is_reused() {
         .unwrap();
     let before = pool.submit(GETPID, ()).unwrap().result(Some(SOON)).unwrap();
     let task = pool.submit(COOPERATIVE, (marker.clone(), 60_000)).unwrap();
-    util::wait_until(SOON, "running", || task.running());
-    // Give the worker time to start the call; the flag is cleared at each
-    // task's start, so a SIGTERM that arrives earlier would only fall back
-    // on the SIGKILL at the end of the grace.
-    util::wait_until(SOON, "started", || pool.stats().running == 1);
-    std::thread::sleep(Duration::from_millis(100));
+    // The task says when it runs: a SIGTERM that arrived before it started
+    // polling would only fall back on the SIGKILL at the end of the grace.
+    util::wait_until(SOON, "the task's start marker", || {
+        std::path::Path::new(&format!("{marker}.started")).exists()
+    });
     assert!(task.abort());
     assert_eq!(task.result(Some(SOON)).unwrap_err(), Error::Cancelled);
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "cleaned up");

@@ -155,9 +155,9 @@ impl<T, E> Completer<T, E> {
         if inner.phase.is_done() {
             return Err(InvalidState::new(inner.phase.state()));
         }
-        let completion = self.shared.finish(&mut inner, phase);
+        let notices = self.shared.finish(&mut inner, phase);
         drop(inner);
-        completion.fire(&self.shared);
+        notices.fire(&self.shared);
         Ok(())
     }
 

@@ -65,9 +65,9 @@ impl<T, E> Future<T, E> {
         let mut inner = self.shared.inner.lock();
         match inner.phase {
             Phase::Pending => {
-                let completion = self.shared.finish(&mut inner, Phase::Cancelled);
+                let notices = self.shared.finish(&mut inner, Phase::Cancelled);
                 drop(inner);
-                completion.fire(&self.shared);
+                notices.fire(&self.shared);
                 true
             }
             Phase::Cancelled => true,
@@ -94,9 +94,9 @@ impl<T, E> Future<T, E> {
         let mut inner = self.shared.inner.lock();
         match inner.phase {
             Phase::Pending => {
-                let completion = self.shared.finish(&mut inner, Phase::Cancelled);
+                let notices = self.shared.finish(&mut inner, Phase::Cancelled);
                 drop(inner);
-                completion.fire(&self.shared);
+                notices.fire(&self.shared);
                 true
             }
             Phase::Running => {

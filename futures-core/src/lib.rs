@@ -17,11 +17,13 @@
 //!                                                     (false: it was cancelled, skip it)
 //!  fut.result(timeout)  sleeps on the condvar ──┐
 //!  fut.await            leaves its waker        │   set_result(output) / set_error(e)
-//!  wait, as_completed   register a waiter       ├──   / set_cancelled()
+//!  wait, as_completed   register a waiter       ├──   / set_deferred(produce) / set_cancelled()
 //!  fut.add_done_callback(f)  stores f           │     1. under the lock: the new phase;
 //!                                               │        notify the condvar if one sleeps
 //!                       woken / run  <──────────┘     2. lock released: notify waiters,
 //!                                                        wake wakers, run callbacks here
+//!  the first reader of a deferred outcome runs produce() here, with the lock released
+//!    (a process pool decodes the output's bytes so: never on its own thread)
 //!  fut.cancel()  pending -> cancelled, at once
 //!  fut.abort()   running -> the abort hook ───────>   the executor stops the task (kills
 //!                                                     its worker), then set_cancelled()
@@ -37,8 +39,8 @@
 //! | --------- | --------- | ---------------------------------------------------------------- |
 //! | Pending   | Running   | [`Completer::set_running_or_notify_cancel`] (returns true)       |
 //! | Pending   | Cancelled | [`Future::cancel`], [`Future::abort`], [`Completer::set_cancelled`] |
-//! | Pending   | Finished  | [`Completer::set_result`] (output) or [`Completer::set_error`] (error) |
-//! | Running   | Finished  | [`Completer::set_result`] (output) or [`Completer::set_error`] (error) |
+//! | Pending   | Finished  | [`Completer::set_result`] (output), [`Completer::set_error`] (error) or [`Completer::set_deferred`] (produced by the first reader) |
+//! | Running   | Finished  | the same                                                         |
 //! | Running   | Cancelled | [`Completer::set_cancelled`]: executor only, after it stopped the task on [`Future::abort`] |
 //!
 //! Finished and Cancelled are *done* and final; completing a done future again

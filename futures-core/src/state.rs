@@ -184,8 +184,8 @@ pub(crate) struct Shared<T, E> {
 }
 
 /// What a transition to done moved out of the lock, to be run after it is released.
-#[must_use = "a completion must be fired, or listeners are never told"]
-pub(crate) struct Completion<T, E> {
+#[must_use = "notices must be fired, or listeners are never told"]
+pub(crate) struct Notices<T, E> {
     listeners: Option<Box<Listeners<T, E>>>,
     hook: Option<AbortHook>,
     failed: bool,
@@ -321,7 +321,7 @@ impl<T, E> Shared<T, E> {
 
     /// Moves a not-done future to the done `phase`, wakes the threads blocked
     /// in `lock_done` and takes out everything to run after unlocking.
-    pub(crate) fn finish(&self, inner: &mut Inner<T, E>, phase: Phase<T, E>) -> Completion<T, E> {
+    pub(crate) fn finish(&self, inner: &mut Inner<T, E>, phase: Phase<T, E>) -> Notices<T, E> {
         debug_assert!(!inner.phase.is_done() && phase.is_done());
         let failed = phase.failed();
         inner.phase = phase;
@@ -330,7 +330,7 @@ impl<T, E> Shared<T, E> {
             // parking_lot requeues the sleepers onto the mutex: no thundering herd.
             self.cond.notify_all();
         }
-        Completion {
+        Notices {
             listeners: inner.listeners.take(),
             hook: inner.abort_hook.take(),
             failed,
@@ -357,7 +357,7 @@ impl<T, E> Shared<T, E> {
     }
 }
 
-impl<T, E> Completion<T, E> {
+impl<T, E> Notices<T, E> {
     /// Tells everyone, in CPython's order: blocked waits, then (our addition)
     /// wakers, then the done callbacks. Call without holding the lock.
     pub(crate) fn fire(self, shared: &Arc<Shared<T, E>>) {

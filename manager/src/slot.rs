@@ -11,7 +11,6 @@
 //! |            | last job; killed if it lingers               |                          |
 
 use crate::config::Config;
-use crate::event_loop::Window;
 use crate::job::Work;
 use crate::launch::{Process, StartError, Started};
 use crate::sys::{self, Pidfd};
@@ -189,17 +188,18 @@ impl WorkerSlot {
         }
     }
 
-    /// What its window holds, for the dispatcher.
-    pub(crate) fn window_state(&self) -> Window {
-        Window {
-            len: self.window.len(),
-            known_load: self.known_load,
-            unknown_load: self.unknown_load,
-            served: self.served,
-            open: self.phase == Phase::Ready
-                && self.calls.is_some()
-                && self.window.front().is_none_or(|head| head.stop.is_none()),
-        }
+    /// The summed expected cost of the jobs it holds that are known to be
+    /// short, and how many it holds whose cost is unknown or long.
+    pub(crate) fn load(&self) -> (Duration, usize) {
+        (self.known_load, self.unknown_load)
+    }
+
+    /// Whether it takes more work into its window: it serves, its call pipe
+    /// is open, and its running job is not being stopped.
+    pub(crate) fn takes_work(&self) -> bool {
+        self.phase == Phase::Ready
+            && self.calls.is_some()
+            && self.window.front().is_none_or(|head| head.stop.is_none())
     }
 
     /// Writes the call frames not yet written, many per `writev`, straight

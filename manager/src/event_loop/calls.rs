@@ -1,13 +1,14 @@
 //! Sending: pending jobs to idle workers (or into the windows of busy ones),
 //! their call frames sealed and written.
 
-use super::dispatch::least_loaded;
+use super::dispatch::{least_loaded, Window};
 use super::settle::End;
 use super::token::Source;
 use super::EventLoop;
 use crate::slot::Phase;
 use crate::stats::Gauges;
 use crate::Failure;
+use procpool_ipc::{RemoteError, RemoteErrorKind};
 use std::time::Instant;
 
 impl EventLoop {
@@ -34,6 +35,13 @@ impl EventLoop {
             let Some(mut work) = self.sched.pop() else {
                 break;
             };
+            if let Err(names) = self.sched.tasks().check(work.task) {
+                let message = format!("no task `{}` in this worker (it has: {names})", work.task);
+                let error = RemoteError::new(RemoteErrorKind::UnknownTask, message);
+                self.settle(work, End::Failed(Failure::Remote(error)));
+                self.return_to_idle(slot);
+                continue;
+            }
             if !work.started {
                 let running = work
                     .completion
@@ -89,7 +97,7 @@ impl EventLoop {
             .slots
             .iter()
             .enumerate()
-            .filter_map(|(slot, w)| Some((slot, w.as_ref()?.window_state())));
+            .filter_map(|(slot, w)| Some((slot, Window::of(w.as_ref()?))));
         least_loaded(windows, cost, self.config.max_tasks_per_child)
     }
 

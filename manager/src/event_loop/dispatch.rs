@@ -3,6 +3,7 @@
 //! values and no I/O, so that it is tested as such.
 
 use crate::job::Work;
+use crate::slot::WorkerSlot;
 use rustc_hash::FxHashMap;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -33,6 +34,18 @@ pub(crate) struct Window {
 }
 
 impl Window {
+    /// The window of `worker`.
+    pub(crate) fn of(worker: &WorkerSlot) -> Self {
+        let (known_load, unknown_load) = worker.load();
+        Self {
+            len: worker.window.len(),
+            known_load,
+            unknown_load,
+            served: worker.served,
+            open: worker.takes_work(),
+        }
+    }
+
     /// The load the window would carry with one more job of `cost`, if it
     /// can take it: everything it holds is short and known, the sum stays
     /// within [`WINDOW_BUDGET`], it holds fewer than [`MAX_WINDOW`], and a
@@ -72,6 +85,7 @@ pub(crate) struct Scheduler {
     /// warmest is picked first.
     idle: Vec<usize>,
     costs: Costs,
+    tasks: KnownTasks,
 }
 
 impl Scheduler {
@@ -135,6 +149,48 @@ impl Scheduler {
 
     pub(crate) fn costs(&mut self) -> &mut Costs {
         &mut self.costs
+    }
+
+    pub(crate) fn tasks(&mut self) -> &mut KnownTasks {
+        &mut self.tasks
+    }
+}
+
+/// The task names the workers said they have (in their `Hello`): a job of
+/// another name fails at once instead of a round trip to a worker. Names
+/// once found are remembered, so the check costs a set lookup per job.
+#[derive(Default)]
+pub(crate) struct KnownTasks {
+    /// The latest `Hello`'s names, sorted.
+    announced: Option<Vec<String>>,
+    found: rustc_hash::FxHashSet<&'static str>,
+}
+
+impl KnownTasks {
+    /// A worker said it has `names` (sorted, as a `Hello` sends them).
+    pub(crate) fn announce(&mut self, names: Vec<String>) {
+        if self.announced.as_ref() != Some(&names) {
+            self.found.clear();
+            self.announced = Some(names);
+        }
+    }
+
+    /// `Err` with the names there are, when the workers have no task
+    /// `task`; `Ok` when they do or nothing was announced yet.
+    pub(crate) fn check(&mut self, task: &'static str) -> Result<(), String> {
+        if self.found.contains(task) {
+            return Ok(());
+        }
+        match &self.announced {
+            Some(names) if names.binary_search_by(|n| n.as_str().cmp(task)).is_err() => {
+                Err(names.join(", "))
+            }
+            Some(_) => {
+                self.found.insert(task);
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 }
 
@@ -241,6 +297,18 @@ mod tests {
             costs.learn("t", Duration::from_millis(5));
         }
         assert_eq!(costs.short("t"), None, "it got slow");
+    }
+
+    #[test]
+    fn unknown_task_names_are_found_from_the_hello() {
+        let mut tasks = KnownTasks::default();
+        assert_eq!(tasks.check("anything"), Ok(()), "nothing announced yet");
+        tasks.announce(vec!["a".into(), "square".into()]);
+        assert_eq!(tasks.check("square"), Ok(()));
+        assert_eq!(tasks.check("nope"), Err("a, square".into()));
+        tasks.announce(vec!["nope".into()]);
+        assert_eq!(tasks.check("nope"), Ok(()));
+        assert_eq!(tasks.check("square"), Err("nope".into()));
     }
 
     #[test]

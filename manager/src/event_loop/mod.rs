@@ -26,8 +26,6 @@ mod stopping;
 mod timers;
 mod token;
 
-pub(crate) use dispatch::Window;
-
 use crate::config::Config;
 use crate::failure::BreakCause;
 use crate::launch::spawner::Spawner;

@@ -136,9 +136,13 @@ impl EventLoop {
                 w.said_hello = true;
                 // A worker told to retire before it said hello (a shutdown
                 // right after its start) stays retiring.
-                if w.phase == Phase::Starting {
+                let ready = w.phase == Phase::Starting;
+                if ready {
                     w.phase = Phase::Ready;
                     log::debug!("procpool: worker {} is ready", w.pid);
+                }
+                self.sched.tasks().announce(hello.tasks);
+                if ready {
                     self.sched.set_idle(slot);
                 }
             }
