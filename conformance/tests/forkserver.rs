@@ -7,19 +7,9 @@
 mod util;
 use procpool::{Error, Pool};
 use procpool_conformance::tasks::*;
+use procpool_testkit::{env_var, stat, Stat};
 use std::time::Duration;
 use util::{HANG, SOON};
-
-/// Fields of `/proc/PID/stat` after the command name: (state, ppid, pgrp).
-fn stat(pid: u32) -> (char, u32, u32) {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/PID/stat");
-    let after = &text[text.rfind(')').expect("a command name in parentheses") + 2..];
-    let mut fields = after.split_whitespace();
-    let state = fields.next().and_then(|s| s.chars().next()).expect("state");
-    let ppid = fields.next().and_then(|s| s.parse().ok()).expect("ppid");
-    let pgrp = fields.next().and_then(|s| s.parse().ok()).expect("pgrp");
-    (state, ppid, pgrp)
-}
 
 /// Kills the pool's only worker until its replacement is a fork (the fork
 /// server starts after the pool's first result and may still be starting),
@@ -40,7 +30,7 @@ fn forked_worker(pool: &Pool) -> u32 {
 fn a_forked_replacement_is_our_child_in_its_own_group_with_its_own_initializer() {
     let pool = util::builder(1).initializer(INIT, &false).build().unwrap();
     let pid = forked_worker(&pool);
-    let (_, ppid, pgrp) = stat(pid);
+    let Stat { ppid, pgrp, .. } = stat(pid).expect("/proc/PID/stat");
     assert_eq!(
         ppid,
         std::process::id(),
@@ -117,12 +107,7 @@ fn forkserver_pids(tag: &str, workers: &[u32]) -> Vec<u32> {
     util::tagged_processes(tag)
         .into_iter()
         .filter(|pid| !workers.contains(pid))
-        .filter(|&pid| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                env.split(|&b| b == 0)
-                    .any(|v| v.starts_with(b"PROCPOOL_FORKSERVER="))
-            })
-        })
+        .filter(|&pid| env_var(pid, "PROCPOOL_FORKSERVER").is_some())
         .collect()
 }
 

@@ -12,64 +12,10 @@
 //! reap them, leave no zombie behind, and check that SIGKILL ended them.
 
 mod util;
+use procpool_testkit::{become_child_subreaper, children_of, reap_within, Ended};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
-
-/// The children of `parent` (from `/proc/*/stat`).
-fn children_of(parent: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rfind(')')
-                    .and_then(|end| stat[end + 2..].split_whitespace().nth(1)?.parse().ok())
-                    == Some(parent)
-            })
-        })
-        .collect()
-}
-
-/// How a process ended.
-#[derive(Debug, PartialEq, Eq)]
-enum Ended {
-    Signal(libc::c_int),
-    Exit(libc::c_int),
-}
-
-/// Waits for `pid` (our child now, as subreaper) to end and reaps it; `None`
-/// when it still ran at the deadline (it is then killed and reaped).
-fn reap_within(pid: u32, within: Duration) -> Option<Ended> {
-    let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
-    let deadline = Instant::now() + within;
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes only to `status`, a valid c_int.
-        let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        assert!(
-            reaped >= 0,
-            "waitpid {pid}: {}",
-            std::io::Error::last_os_error()
-        );
-        if reaped == pid {
-            return Some(if libc::WIFSIGNALED(status) {
-                Ended::Signal(libc::WTERMSIG(status))
-            } else {
-                Ended::Exit(libc::WEXITSTATUS(status))
-            });
-        }
-        if Instant::now() > deadline {
-            // SAFETY: kill only sends a signal; the pid is our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            // SAFETY: as above.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+use std::time::Duration;
 
 /// The host process, SIGKILLed and reaped if the test fails before it does
 /// so itself.
@@ -84,10 +30,7 @@ impl Drop for Host {
 
 #[test]
 fn killing_a_pools_process_takes_its_workers_their_tasks_children_and_fork_server_along() {
-    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) changes only this process's own
-    // attribute.
-    let ret = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    assert_eq!(ret, 0, "prctl: {}", std::io::Error::last_os_error());
+    become_child_subreaper();
     let mut host = Host(
         Command::new(util::WORKER)
             .arg("--host-pool")

@@ -12,17 +12,15 @@
 mod util;
 
 use procpool_ipc::{env, Task};
-use std::time::{Duration, Instant};
+use procpool_testkit::{become_child_subreaper, reap_within, Ended};
+use std::time::Duration;
 use util::{worker_command, worker_program, Worker};
 
 const SQUARE: Task<u64, u64> = Task::new("square");
 
 #[test]
 fn worker_dies_within_seconds_when_its_parent_is_killed() {
-    // SAFETY: prctl(PR_SET_CHILD_SUBREAPER) changes only this process's own
-    // attribute.
-    let ret = unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
-    assert_eq!(ret, 0, "prctl: {}", std::io::Error::last_os_error());
+    become_child_subreaper();
     let mut command = std::process::Command::new("sh");
     // fd 3 keeps the shell's stdin (the test's call pipe) for the worker: a
     // background job's stdin would otherwise be /dev/null.
@@ -49,35 +47,9 @@ fn worker_dies_within_seconds_when_its_parent_is_killed() {
     let status = parent.reap();
     assert_eq!(status.code(), None, "the parent was killed");
 
-    let died = wait_for_signal_death(worker_pid, Duration::from_secs(10));
     assert_eq!(
-        died,
-        Some(libc::SIGKILL),
+        reap_within(worker_pid, Duration::from_secs(10)),
+        Some(Ended::Signal(libc::SIGKILL)),
         "worker {worker_pid} was not killed by SIGKILL within 10 s of its parent's death"
     );
-}
-
-/// Waits for the orphaned worker (our child now, as subreaper) to end and
-/// reaps it: the signal that killed it, or `None` when it exited or still ran
-/// at the deadline (then it is killed and reaped).
-fn wait_for_signal_death(pid: u32, within: Duration) -> Option<libc::c_int> {
-    let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
-    let deadline = Instant::now() + within;
-    loop {
-        let mut status = 0;
-        // SAFETY: waitpid writes only to `status`, a valid c_int.
-        let reaped = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        assert!(reaped >= 0, "waitpid: {}", std::io::Error::last_os_error());
-        if reaped == pid {
-            return libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status));
-        }
-        if Instant::now() > deadline {
-            // SAFETY: kill only sends a signal; the pid is our unreaped child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            // SAFETY: as above.
-            unsafe { libc::waitpid(pid, &mut status, 0) };
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }

@@ -181,16 +181,20 @@ fn executor_rank(e: &str) -> (usize, String) {
     )
 }
 
+/// `RESULTS_DIR_OR_PEERS_JSONL [OUT.svg]`: the input and the output, or
+/// `None` when the command line is not that.
+fn parse_args(mut args: pico_args::Arguments) -> Option<(PathBuf, PathBuf)> {
+    let input = args.opt_free_from_str().ok()??;
+    let out = args.opt_free_from_str().ok()?;
+    let out = out.unwrap_or_else(|| PathBuf::from("docs/bench.svg"));
+    args.finish().is_empty().then_some((input, out))
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let Some(input) = args.get(1).map(PathBuf::from) else {
+    let Some((input, out)) = parse_args(pico_args::Arguments::from_env()) else {
         eprintln!("usage: bench-chart RESULTS_DIR_OR_PEERS_JSONL [OUT.svg]");
         std::process::exit(2);
     };
-    let out = args
-        .get(2)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("docs/bench.svg"));
     let (peers, dir) = if input.is_dir() {
         (input.join("peers.jsonl"), input.clone())
     } else {

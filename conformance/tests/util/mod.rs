@@ -157,16 +157,10 @@ fn tag_value(tag: &str) -> String {
 
 /// The live processes whose environment carries the tag of [`tagged`].
 pub(crate) fn tagged_processes(tag: &str) -> Vec<u32> {
-    let needle = format!("{TAG_VAR}={}", tag_value(tag));
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/environ"))
-                .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
-        })
+    let value = tag_value(tag);
+    procpool_testkit::pids()
+        .into_iter()
+        .filter(|&pid| procpool_testkit::env_var(pid, TAG_VAR).is_some_and(|v| v == *value))
         .collect()
 }
 
@@ -211,11 +205,7 @@ impl Baseline {
                 return;
             }
             if Instant::now() >= end {
-                let open: Vec<_> = std::fs::read_dir("/proc/self/fd")
-                    .expect("/proc/self/fd")
-                    .flatten()
-                    .map(|e| std::fs::read_link(e.path()).unwrap_or_default())
-                    .collect();
+                let open = procpool_testkit::open_fds();
                 panic!("{scenario}: {fds} fds open, {} before: {open:?}", self.fds);
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -223,45 +213,21 @@ impl Baseline {
     }
 }
 
-/// Open fds of this process.
+/// Open fds of this process (counted as [`procpool_testkit::open_fds`]
+/// lists them: compare with a count taken the same way).
 pub(crate) fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
+    procpool_testkit::open_fds().len()
 }
 
 /// Threads of this process that are a pool's: the manager
 /// (`procpool-manager`, truncated by the kernel to 15 bytes) and its
 /// spawner (`procpool-spawn`).
 pub(crate) fn manager_threads() -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .expect("/proc/self/task")
-        .flatten()
-        .filter(|t| {
-            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|name| {
-                let name = name.trim_end();
-                name.starts_with("procpool-manage") || name == "procpool-spawn"
-            })
-        })
+    procpool_testkit::thread_names()
+        .iter()
+        .filter(|name| name.starts_with("procpool-manage") || *name == "procpool-spawn")
         .count()
 }
 
-/// Children of this process, zombies included: `/proc/*/stat` entries whose
-/// parent pid is ours, with their state.
-pub(crate) fn children() -> Vec<(u32, char)> {
-    let me = std::process::id();
-    std::fs::read_dir("/proc")
-        .expect("/proc")
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            // "pid (comm) state ppid ...": comm may hold spaces and ')'.
-            let rest = &stat[stat.rfind(')')? + 2..];
-            let mut fields = rest.split(' ');
-            let state = fields.next()?.chars().next()?;
-            let ppid: u32 = fields.next()?.parse().ok()?;
-            (ppid == me).then_some((pid, state))
-        })
-        .collect()
-}
+/// Children of this process, zombies included, with their state.
+pub(crate) use procpool_testkit::children;
