@@ -71,7 +71,8 @@ pub struct Stats {
     pub cancelled: u64,
     /// Tasks stopped at their time limit.
     pub timed_out: u64,
-    /// Workers that died or exited on their own and were replaced.
+    /// Workers that ended (died, were stopped, recycled or killed for a
+    /// breach) while the pool was in use; those needed again were replaced.
     pub workers_replaced: u64,
     /// Worker processes started in all.
     pub workers_started: u64,

@@ -67,6 +67,14 @@ impl SubmitOptions {
 ///   `into_result`, `.await`, the map iterator), not by the pool's thread: a
 ///   `Deserialize` that panics fails that future with [`Error::Codec`].
 /// - `map` takes a bounded number of chunks ahead of the consumer by default.
+///
+/// # Nesting
+/// A task may build a pool of its own, or run a program that uses procpool
+/// as a plain subprocess: the worker takes its settings out of its
+/// environment before anything else, so neither takes itself for a worker.
+/// The inner pool's workers are the task's children, in process groups of
+/// their own, and die with the inner pool (and with the task's worker, which
+/// takes its inner pool's thread with it).
 pub struct Pool {
     manager: Manager,
 }

@@ -67,8 +67,10 @@ const VARIABLES: [&str; 6] = [
 ];
 
 impl Settings {
-    /// Whether this process was started as a procpool worker (and has not
-    /// taken its settings yet: see [`take_from_env`](Self::take_from_env)).
+    /// Whether this process was started as a procpool worker and has not
+    /// taken its settings out of its environment yet (which
+    /// [`serve_if_worker`](crate::serve_if_worker) and [`serve`](crate::serve)
+    /// do first).
     pub fn is_worker() -> bool {
         std::env::var_os(env::WORKER).is_some()
     }
