@@ -121,6 +121,17 @@ pub fn open_fds() -> Vec<String> {
     fds.into_iter().map(|(_, link)| link).collect()
 }
 
+/// Runs this program as a plain subprocess with `mode` and returns what it
+/// printed.
+fn run_self(mode: &str) -> String {
+    let out = std::process::Command::new(std::env::current_exe().expect("own path"))
+        .arg(mode)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("the program starts");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// What the worker program prints in `--app` mode, where `main` goes on.
 pub const APP_RAN: &str = "the application's main ran";
 
@@ -330,14 +341,7 @@ pub fn registry() -> Registry {
             std::thread::sleep(Duration::from_millis(ms));
             let _ = child.wait();
         })
-        .with(RUN_APP, |()| {
-            let out = std::process::Command::new(std::env::current_exe().expect("own path"))
-                .arg("--app")
-                .stdin(std::process::Stdio::null())
-                .output()
-                .expect("the program starts");
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        })
+        .with(RUN_APP, |()| run_self("--app"))
         .with(NESTED_POOL, |x| {
             let pool = procpool::Pool::builder()
                 .max_workers(1)
@@ -351,14 +355,6 @@ pub fn registry() -> Registry {
         })
         .with(OPEN_FDS, |()| open_fds())
         .with(CHILD_OPEN_FDS, |()| {
-            let out = std::process::Command::new(std::env::current_exe().expect("own path"))
-                .arg("--list-fds")
-                .stdin(std::process::Stdio::null())
-                .output()
-                .expect("the program starts");
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(str::to_owned)
-                .collect()
+            run_self("--list-fds").lines().map(str::to_owned).collect()
         })
 }
