@@ -102,6 +102,29 @@ pub mod tasks {
     /// The same for a subprocess the task starts (this program with
     /// `--list-fds`).
     pub const CHILD_OPEN_FDS: Task<(), Vec<String>> = Task::new("child_open_fds");
+    /// Writes the worker's pid to `marker`, then waits until the file `gate`
+    /// exists (120 s at most, then panics), and returns `value`: a task that
+    /// blocks until the test lets it go (CPython's tasks blocked on a
+    /// semaphore or an event).
+    pub const GATED: Task<(String, String, u64), u64> = Task::new("gated");
+    /// Sleeps `ms` milliseconds, then writes `text` to the file: a task still
+    /// running when its program's `main` ends (CPython's `sleep_and_print`).
+    pub const WRITE_AFTER_MS: Task<(String, u64, String), ()> = Task::new("write_after_ms");
+    /// Sleeps `ms` milliseconds, then returns `value` (CPython's
+    /// `_good_task_gh_132969`).
+    pub const SLEEP_THEN_ECHO: Task<(u64, u64), u64> = Task::new("sleep_then_echo");
+    /// `x + y`: a map over two inputs zipped (CPython's `map(add, a, b)`).
+    pub const ADD: Task<(u64, u64), u64> = Task::new("add");
+    /// The worker crashes with SIGSEGV while decoding its arguments
+    /// (CPython's `CrashAtUnpickle` as an argument).
+    pub const CRASH_DECODING_ARGS: Task<CrashOnDecode, ()> = Task::new("crash_decoding_args");
+    /// The worker exits (code 1) while encoding its output (CPython's
+    /// `ExitAtPickle` as a result).
+    pub const EXIT_ENCODING_OUTPUT: Task<(), ExitOnEncode> = Task::new("exit_encoding_output");
+    /// The worker sends `()`; this side's `Deserialize` of the output panics
+    /// (the nearest Rust has to CPython's `ExitAtUnpickle` in the result
+    /// handler: an `exit` there would end the test program itself).
+    pub const PANIC_DECODING_OUTPUT: Task<(), PanicOnDecode> = Task::new("panic_decoding_output");
 }
 
 /// What this process's open fds refer to, by fd number order.
@@ -186,6 +209,79 @@ impl Serialize for ExitOnDecode {
 impl<'de> Deserialize<'de> for ExitOnDecode {
     fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
         std::process::exit(1)
+    }
+}
+
+/// Arguments whose decoding crashes the process with SIGSEGV.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrashOnDecode;
+
+impl Serialize for CrashOnDecode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+impl<'de> Deserialize<'de> for CrashOnDecode {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        segfault()
+    }
+}
+
+/// An output whose encoding exits the process with code 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExitOnEncode;
+
+impl Serialize for ExitOnEncode {
+    fn serialize<S: Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        std::process::exit(1)
+    }
+}
+
+impl<'de> Deserialize<'de> for ExitOnEncode {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Ok(Self)
+    }
+}
+
+/// An output whose `Deserialize` panics (on the thread that reads the
+/// result, in the pool's process).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PanicOnDecode;
+
+impl Serialize for PanicOnDecode {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_unit()
+    }
+}
+
+impl<'de> Deserialize<'de> for PanicOnDecode {
+    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        panic!("PanicOnDecode refuses to be decoded")
+    }
+}
+
+/// Crashes this process with SIGSEGV.
+fn segfault() -> ! {
+    // Rust's own SIGSEGV handler (stack-overflow detection) would swallow a
+    // raised signal: restore the default first.
+    // SAFETY: resetting a disposition and raising a signal at ourselves is
+    // what the hostile tasks are for.
+    unsafe {
+        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+        libc::raise(libc::SIGSEGV);
+    }
+    unreachable!("SIGSEGV with its default action ends the process")
+}
+
+/// Waits until the file `path` exists, polling every 2 ms; panics after
+/// 120 s (a test that never opens its gate must not leave a worker behind
+/// for ever).
+pub fn wait_for_file(path: &str) {
+    let end = Instant::now() + Duration::from_secs(120);
+    while !std::path::Path::new(path).exists() {
+        assert!(Instant::now() < end, "the gate {path} never opened");
+        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
@@ -353,6 +449,23 @@ pub fn registry() -> Registry {
                 .and_then(|f| f.result(Some(Duration::from_secs(60))));
             result.expect("the nested pool answers")
         })
+        .with(GATED, |(marker, gate, value): (String, String, u64)| {
+            std::fs::write(&marker, pid().to_string()).expect("marker is writable");
+            wait_for_file(&gate);
+            value
+        })
+        .with(WRITE_AFTER_MS, |(path, ms, text): (String, u64, String)| {
+            std::thread::sleep(Duration::from_millis(ms));
+            std::fs::write(&path, text).expect("the file is writable");
+        })
+        .with(SLEEP_THEN_ECHO, |(ms, value): (u64, u64)| {
+            std::thread::sleep(Duration::from_millis(ms));
+            value
+        })
+        .with(ADD, |(x, y): (u64, u64)| x + y)
+        .with(CRASH_DECODING_ARGS, |CrashOnDecode| ())
+        .with(EXIT_ENCODING_OUTPUT, |()| ExitOnEncode)
+        .with(Task::<(), ()>::new("panic_decoding_output"), |()| ())
         .with(OPEN_FDS, |()| open_fds())
         .with(CHILD_OPEN_FDS, |()| {
             run_self("--list-fds").lines().map(str::to_owned).collect()

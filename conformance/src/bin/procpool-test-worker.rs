@@ -10,6 +10,26 @@
 //! again after two failed starts (not with `forever`), and prints how its
 //! task ended: `ok N` (N failed starts first) or `error ...`.
 //!
+//! `procpool-test-worker --emfile-replacement-host DIR passing|forever
+//! replace|break` is a pool's parent (one worker, recycled after each task,
+//! under that failure policy) that runs out of fds (its limit lowered to 3)
+//! while its worker runs the first of three tasks, so that the worker's replacement cannot start
+//! (CPython's `test_failed_worker_replacement_breaks_pool`). The first task
+//! waits for a gate that the host opens once the limit is lowered; with
+//! `passing` the limit is raised again after two failed starts. It prints one
+//! line per task: `N: ` and the task's outcome (`Ok(..)` or `Err(..)`).
+//!
+//! `procpool-test-worker --ends-without-shutdown FILE` builds a pool of five
+//! of these workers, submits a task that writes `apple` to FILE after half a
+//! second, and returns from `main` without shutting the pool down (CPython's
+//! `test_interpreter_shutdown`); `--shutdown-no-wait-then-ends FILE` calls
+//! `shutdown(wait = false)` before `main` returns (CPython's
+//! `test_hang_gh83386`).
+//!
+//! As a worker, with `PROCPOOL_TEST_START_GATE=PATH` in its environment, it
+//! waits until the file PATH exists before it serves: a fork server (or a
+//! worker) that is slow to start, which the pool's manager waits for.
+//!
 //! `procpool-test-worker --host-pool` is a pool's parent instead, for the
 //! tests that kill a pool's whole process: it starts a pool of two of these
 //! workers, has one killed so that its replacement is forked by the fork
@@ -18,7 +38,7 @@
 //! `forked N`, and waits to be killed. It exits 1, with a message, when a
 //! worker does not start its task within 20 s.
 
-use procpool_conformance::tasks::{GETPID, KILL_SELF, PIDS_FILE_WITH_CHILD};
+use procpool_conformance::tasks::{GATED, GETPID, KILL_SELF, PIDS_FILE_WITH_CHILD, WRITE_AFTER_MS};
 use std::time::Duration;
 
 fn main() {
@@ -37,7 +57,22 @@ fn main() {
             }
             return;
         }
+        Some("--emfile-replacement-host") => {
+            let args: Vec<String> = std::env::args().skip(2).collect();
+            emfile_replacement_host(&args)
+        }
+        Some("--ends-without-shutdown") => {
+            ends_with_a_task_running(&std::env::args().nth(2).expect("a file"), false);
+            return;
+        }
+        Some("--shutdown-no-wait-then-ends") => {
+            ends_with_a_task_running(&std::env::args().nth(2).expect("a file"), true);
+            return;
+        }
         _ => {}
+    }
+    if let Ok(gate) = std::env::var("PROCPOOL_TEST_START_GATE") {
+        procpool_conformance::wait_for_file(&gate);
     }
     procpool::serve(procpool_conformance::registry());
 }
@@ -143,6 +178,100 @@ fn emfile_host(forever: bool) -> ! {
     }
     // SAFETY: as above: fds to shut the pool down with.
     unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    drop(pool);
+    std::process::exit(0)
+}
+
+/// A pool with a task still running when `main` returns; see the module's
+/// doc.
+fn ends_with_a_task_running(file: &str, shutdown_without_wait: bool) {
+    let exe = std::env::current_exe().expect("the test worker's path");
+    let pool = procpool::Pool::builder()
+        .max_workers(5)
+        .worker_program(exe)
+        .build()
+        .expect("a pool starts");
+    let task = (file.to_owned(), 500, "apple".to_owned());
+    let _running = pool.submit(WRITE_AFTER_MS, task).expect("submit");
+    if shutdown_without_wait {
+        pool.shutdown(false, false);
+    }
+    // The end of `main`: the pool is dropped here, as a program ends.
+}
+
+/// Runs out of fds when a worker must be replaced; see the module's doc.
+fn emfile_replacement_host(args: &[String]) -> ! {
+    let [dir, passing, policy] = args else {
+        eprintln!("usage: --emfile-replacement-host DIR passing|forever replace|break");
+        std::process::exit(2);
+    };
+    let policy = match policy.as_str() {
+        "break" => procpool::FailurePolicy::BreakPool,
+        _ => procpool::FailurePolicy::ReplaceWorker,
+    };
+    let exe = std::env::current_exe().expect("the test worker's path");
+    let pool = procpool::Pool::builder()
+        .max_workers(1)
+        .max_tasks_per_child(1)
+        .failure_policy(policy)
+        .worker_program(exe)
+        .restart_backoff(Duration::from_millis(20), Duration::from_millis(200))
+        .max_failures_in_a_row(4)
+        .build()
+        .expect("a pool starts");
+    let path = |name: &str| format!("{dir}/{name}");
+    let futures: Vec<_> = (0..3u64)
+        .map(|i| {
+            let args = (path(&format!("started-{i}")), path("gate"), i);
+            pool.submit(GATED, args).expect("submit")
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::path::Path::new(&path("started-0")).exists() {
+        if std::time::Instant::now() > deadline {
+            eprintln!("emfile-replacement-host: the first task did not start within 30 s");
+            std::process::exit(1);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // The gate opens by a rename, which takes no fd.
+    std::fs::write(path("gate.tmp"), b"").expect("the gate's file");
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the one rlimit on this
+    // frame.
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        // Below every fd it holds: those stay usable, and even the fds that
+        // the old worker's end frees are above the limit, so every new fd
+        // fails with EMFILE.
+        let low = libc::rlimit {
+            rlim_cur: 3,
+            rlim_max: limit.rlim_max,
+        };
+        libc::setrlimit(libc::RLIMIT_NOFILE, &low);
+    }
+    std::fs::rename(path("gate.tmp"), path("gate")).expect("the gate opens");
+    if passing == "passing" {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while pool.stats().worker_failures < 2 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // SAFETY: as above.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    }
+    let outcomes: Vec<String> = futures
+        .iter()
+        .enumerate()
+        .map(|(i, f)| format!("{i}: {:?}", f.result(Some(Duration::from_secs(60)))))
+        .collect();
+    // SAFETY: as above: fds to print and to shut the pool down with.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
+    for line in outcomes {
+        println!("{line}");
+    }
     drop(pool);
     std::process::exit(0)
 }

@@ -231,3 +231,69 @@ pub(crate) fn manager_threads() -> usize {
 
 /// Children of this process, zombies included, with their state.
 pub(crate) use procpool_testkit::children;
+
+/// A gate for [`GATED`](procpool_conformance::tasks::GATED) tasks, in a
+/// fresh directory: each task writes its worker's pid to its own marker
+/// when it starts, then waits until the gate opens. What CPython's tests do
+/// with a semaphore or an event, with files, so that no sleep decides an
+/// outcome.
+pub(crate) struct Gate {
+    dir: TempDir,
+}
+
+impl Gate {
+    pub(crate) fn new(tag: &str) -> Self {
+        Self {
+            dir: TempDir::new(tag),
+        }
+    }
+
+    /// The arguments of the `i`th gated task, which returns `value`.
+    pub(crate) fn task(&self, i: usize, value: u64) -> (String, String, u64) {
+        (self.marker(i), self.dir.file("gate"), value)
+    }
+
+    fn marker(&self, i: usize) -> String {
+        self.dir.file(&format!("started-{i}"))
+    }
+
+    /// Whether the `i`th task has started.
+    pub(crate) fn started(&self, i: usize) -> bool {
+        std::path::Path::new(&self.marker(i)).exists()
+    }
+
+    /// Waits up to `limit` for the `i`th task to start; the pid of the
+    /// worker running it.
+    pub(crate) fn wait_started(&self, i: usize, limit: Duration) -> u32 {
+        read_pid(&self.marker(i), limit)
+    }
+
+    /// Lets every gated task, running or to come, return.
+    pub(crate) fn open(&self) {
+        std::fs::write(self.dir.file("gate"), b"").expect("the gate opens");
+    }
+
+    /// A file in the gate's directory.
+    pub(crate) fn file(&self, name: &str) -> String {
+        self.dir.file(name)
+    }
+}
+
+/// Runs this crate's test worker program with `args` as a plain
+/// subprocess (a pool's parent, in one of its host modes), bounded by
+/// `limit`, and returns (success, stdout, stderr).
+pub(crate) fn run_host(args: &[&str], limit: Duration) -> (bool, String, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    within(limit, "the host program", move || {
+        let out = std::process::Command::new(WORKER)
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("the host runs");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    })
+}
