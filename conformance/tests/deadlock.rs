@@ -85,6 +85,23 @@ fn args_undecodable_in_the_worker_fail_that_task_with_a_decode_error() {
 }
 
 #[test]
+fn a_worker_crashing_while_decoding_args_fails_that_task_with_signal_11() {
+    // test_crash_at_task_unpickle: CPython breaks the pool
+    let pool = pool();
+    let err = pool
+        .submit(CRASH_DECODING_ARGS, procpool_conformance::CrashOnDecode)
+        .unwrap()
+        .result(Some(HANG))
+        .unwrap_err();
+    assert_worker_died(
+        &err,
+        ExitInfo::Signal(Signal::from_number(libc::SIGSEGV)),
+        "crash_decoding_args",
+    );
+    assert_pool_goes_on(&pool);
+}
+
+#[test]
 fn a_segfault_fails_that_task_with_signal_11_and_the_pool_goes_on() {
     // test_crash_during_func_exec_on_worker: CPython breaks the pool
     let pool = pool();
@@ -154,6 +171,20 @@ fn a_worker_aborting_while_encoding_the_result_fails_that_task_with_signal_6() {
 }
 
 #[test]
+fn a_worker_exiting_while_encoding_the_result_fails_that_task_with_code_1() {
+    // test_exit_during_result_pickle_on_worker: CPython raises SystemExit on
+    // that task (sys.exit is an exception); a Rust exit ends the process
+    let pool = pool();
+    let err = pool
+        .submit(EXIT_ENCODING_OUTPUT, ())
+        .unwrap()
+        .result(Some(HANG))
+        .unwrap_err();
+    assert_worker_died(&err, ExitInfo::Code(1), "exit_encoding_output");
+    assert_pool_goes_on(&pool);
+}
+
+#[test]
 fn a_result_that_cannot_be_encoded_fails_that_task_with_an_encode_error() {
     // test_error_during_result_pickle_on_worker: the same
     let pool = pool();
@@ -185,6 +216,25 @@ fn a_result_undecodable_in_the_parent_fails_that_task_and_the_pool_goes_on() {
 }
 
 #[test]
+fn a_result_whose_decoding_panics_in_the_parent_fails_that_task_and_the_pool_goes_on() {
+    // test_exit_during_result_unpickle_in_result_handler: CPython's result
+    // handler meets sys.exit while unpickling and breaks the pool. A Rust
+    // exit cannot be caught (it would end this test program); the nearest is
+    // a Deserialize that panics, on the thread that reads the result.
+    let pool = pool();
+    let future = pool.submit(PANIC_DECODING_OUTPUT, ()).unwrap();
+    let err = future.result(Some(HANG)).unwrap_err();
+    util::assert_codec_failure(
+        &err,
+        "panic_decoding_output",
+        CodecOp::DecodeOutput,
+        Some("PanicOnDecode refuses to be decoded"),
+    );
+    assert_eq!(future.exception(Some(HANG)).unwrap(), Some(err));
+    assert_pool_goes_on(&pool);
+}
+
+#[test]
 fn a_crash_shortly_after_shutdown_wait_does_not_hang_and_is_reported() {
     // test_shutdown_deadlock: submit(_crash, delay=.1); shutdown(wait=True)
     let pool = Arc::new(pool());
@@ -206,7 +256,9 @@ fn a_crash_shortly_after_shutdown_wait_does_not_hang_and_is_reported() {
 
 #[test]
 fn a_crash_shortly_after_shutdown_without_wait_does_not_hang_and_is_reported() {
-    // test_shutdown_deadlock_pickle: the same with shutdown(wait=False)
+    // procpool's own, beside test_shutdown_deadlock: the same crash with
+    // shutdown(wait = false). (test_shutdown_deadlock_pickle has no
+    // counterpart: submit encodes the arguments itself and returns the error.)
     let pool = pool();
     let crash = pool.submit(CRASH_AFTER_MS, 100).unwrap();
     pool.shutdown(false, false);
@@ -291,17 +343,35 @@ fn an_unknown_task_fails_with_a_message_naming_it() {
 }
 
 #[test]
-fn a_flood_of_submits_while_the_manager_starts_finishes() {
-    // test_gh105829_should_not_deadlock_if_wakeup_pipe_full
-    let pool = pool();
-    let futures: Vec<_> = (0..10_000)
-        .map(|_| pool.submit(NOOP, ()).unwrap())
+fn a_flood_of_submits_while_the_manager_is_held_up_finishes() {
+    // test_gh105829_should_not_deadlock_if_wakeup_pipe_full: CPython delays
+    // its manager thread by 3 s and makes its wake-up block when full. Here
+    // the manager is held up for real: the pool's first start waits for the
+    // fork server, and the worker program waits for a gate before it serves.
+    // procpool's wake-up is an eventfd written once per batch of commands,
+    // which cannot fill; 10 000 submits go in while nothing can run.
+    let gate = util::Gate::new("gh105829");
+    let pool = util::builder(2)
+        .worker_env("PROCPOOL_TEST_START_GATE", gate.file("gate"))
+        .build()
+        .unwrap();
+    let futures: Vec<_> = (0..10_000u64)
+        .map(|x| pool.submit(SQUARE, x).unwrap())
         .collect();
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.workers_started, stats.finished),
+        (0, 0),
+        "every submit returned while the manager was held up: {stats:?}"
+    );
+    gate.open();
     let outcome = wait(&futures, Some(HANG), ReturnWhen::AllCompleted);
     assert!(
         outcome.not_done.is_empty(),
         "{} of 10000 not done",
         outcome.not_done.len()
     );
-    assert!(futures.iter().all(|f| f.result(None).is_ok()));
+    for (x, f) in (0..10_000u64).zip(&futures) {
+        assert_eq!(f.result(None).unwrap(), x * x);
+    }
 }
