@@ -62,17 +62,21 @@ impl<T, E> Future<T, E> {
     /// touched (see [`abort`](Self::abort) for that). Cancelling wakes every
     /// waiter and runs the done callbacks, on this thread.
     pub fn cancel(&self) -> bool {
-        let mut inner = self.shared.inner.lock();
+        let inner = self.shared.inner.lock();
         match inner.phase {
-            Phase::Pending => {
-                let notices = self.shared.finish(&mut inner, Phase::Cancelled);
-                drop(inner);
-                notices.fire(&self.shared);
-                true
-            }
+            Phase::Pending => self.cancel_locked(inner),
             Phase::Cancelled => true,
             _ => false,
         }
+    }
+
+    /// Cancels the pending future whose lock is `inner`; tells everyone once
+    /// the lock is released.
+    fn cancel_locked(&self, mut inner: parking_lot::MutexGuard<'_, state::Inner<T, E>>) -> bool {
+        let notices = self.shared.finish(&mut inner, Phase::Cancelled);
+        drop(inner);
+        notices.fire(&self.shared);
+        true
     }
 
     /// Stops the task, whether it has started or not.
@@ -93,12 +97,7 @@ impl<T, E> Future<T, E> {
     pub fn abort(&self) -> bool {
         let mut inner = self.shared.inner.lock();
         match inner.phase {
-            Phase::Pending => {
-                let notices = self.shared.finish(&mut inner, Phase::Cancelled);
-                drop(inner);
-                notices.fire(&self.shared);
-                true
-            }
+            Phase::Pending => self.cancel_locked(inner),
             Phase::Running => {
                 let hook = if mem::replace(&mut inner.abort_requested, true) {
                     None

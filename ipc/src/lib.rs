@@ -17,7 +17,10 @@
 //!                                                          run the task
 //!  Decoder::read_from(result pipe)  <==result pipe==  FrameWriter::send(&FromWorker::Done{..})
 //!    -> FromWorker::Done (borrows the frame)               Task::encode_output(&output)
-//!  Task::decode_output(bytes)
+//!    Decoder::take_payload -> Payload (owned: a large
+//!      one keeps the frame's buffer, no copy)
+//!  (on the reader's thread) Task::decode_output(&payload)
+//!    bounded by the input: element budget, depth limit
 //! ```
 //!
 //! A frame is a little-endian `u32` payload length followed by the payload,

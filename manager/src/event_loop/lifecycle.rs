@@ -83,12 +83,12 @@ impl EventLoop {
     /// thread, and a hop to the spawner would only add a wake-up), else on
     /// the spawner thread so that the other workers' results are not held
     /// up for the millisecond a start takes. The pool's first start waits
-    /// for the fork server, so that every worker is a fork. `false` when it
-    /// failed (the failure is dealt with).
+    /// briefly for the fork server, so that every worker is a fork.
+    /// `false` when it failed (the failure is dealt with).
     fn start_one(&mut self) -> bool {
-        if !self.first_start_done || self.in_flight() == 0 {
-            let wait_for_server = !std::mem::replace(&mut self.first_start_done, true);
-            return match self.launcher.start(wait_for_server) {
+        let first = !std::mem::replace(&mut self.first_start_done, true);
+        if self.in_flight() == 0 {
+            return match self.launcher.start(first) {
                 Ok(started) => self.install(started),
                 Err(e) => {
                     self.start_failed(e);
@@ -412,6 +412,11 @@ impl EventLoop {
         if !(self.shutting_down || self.broken.is_some()) || self.sched.pending() > 0 {
             return;
         }
+        if self.in_flight() == 0 {
+            // Nothing can need a worker any more: a start still under way
+            // (waiting on the fork server, say) ends now.
+            self.launcher.stop();
+        }
         for slot in 0..self.slots.len() {
             if self
                 .worker(slot)
@@ -433,12 +438,13 @@ impl EventLoop {
     /// The loop has ended: nothing should be left, but make sure no process
     /// outlives the manager.
     pub(super) fn teardown(&mut self) {
-        // After the spawner has stopped, nothing new can arrive.
+        // No start waits on the fork server any more; after the spawner has
+        // stopped, nothing new can arrive.
+        self.launcher.stop();
         for mut started in self.spawner.stop().into_iter().flatten() {
             started.process.kill_and_reap();
         }
         self.spawning = 0;
-        self.launcher.stop_server();
         for slot in 0..self.slots.len() {
             if let Some(w) = self.worker(slot) {
                 w.signal(libc::SIGKILL);

@@ -171,6 +171,10 @@ impl EventLoop {
         let kill = signal == Signal::KILL;
         self.killing_all |= kill;
         self.cancel_pending();
+        if kill {
+            // Not even a start under way is waited for.
+            self.launcher.stop();
+        }
         let grace = if kill {
             Duration::ZERO
         } else {

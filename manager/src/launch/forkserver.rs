@@ -90,20 +90,19 @@ impl Forkserver {
         Ok(true)
     }
 
-    /// Waits for the greeting (the rest of [`START_TIMEOUT`] at most).
-    fn await_greeting(&mut self) -> io::Result<()> {
-        if self.greeting.len() == env::FORKSERVER_GREETING.len() {
-            return Ok(());
+    /// Whether it has greeted within `within` from now: [`ready`](Self::ready),
+    /// waiting for the socket meanwhile. `Ok(false)` when it has not (yet).
+    pub(crate) fn ready_within(&mut self, within: Duration) -> io::Result<bool> {
+        let end = Instant::now() + within;
+        loop {
+            if self.ready()? {
+                return Ok(true);
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() || !sys::readable_within(&self.socket, left) {
+                return Ok(false);
+            }
         }
-        let left = START_TIMEOUT
-            .saturating_sub(self.started.elapsed())
-            .max(Duration::from_millis(1));
-        self.socket.set_nonblocking(false)?;
-        self.socket.set_read_timeout(Some(left))?;
-        let mut rest = vec![0u8; env::FORKSERVER_GREETING.len() - self.greeting.len()];
-        self.socket.read_exact(&mut rest)?;
-        self.greeting.extend_from_slice(&rest);
-        self.check_greeting()
     }
 
     /// Once the greeting has come whole: refuses a wrong one, and sets the
@@ -123,13 +122,11 @@ impl Forkserver {
         self.socket.set_read_timeout(Some(FORK_TIMEOUT))
     }
 
-    /// Asks for a worker on the given pipe ends (call read end, result write
-    /// end); returns its pid. The worker is our child. A server still
-    /// starting gets the request at once (it finds it when it first reads)
-    /// and is waited for.
+    /// Asks a server that has greeted ([`ready`](Self::ready)) for a worker
+    /// on the given pipe ends (call read end, result write end); returns its
+    /// pid. The worker is our child.
     pub(crate) fn fork(&mut self, serial: u64, fds: [&OwnedFd; 2]) -> io::Result<u32> {
         sys::send_fork_request(&self.socket, serial, fds)?;
-        self.await_greeting()?;
         let mut answer = [0u8; 8];
         self.socket.read_exact(&mut answer)?;
         let [p0, p1, p2, p3, e0, e1, e2, e3] = answer;

@@ -27,8 +27,8 @@ use parking_lot::Mutex;
 use std::fmt;
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// A started worker process and our ends of its pipes.
 pub(crate) struct Started {
@@ -84,11 +84,24 @@ struct ServerSlot {
     given_up: bool,
 }
 
+/// How long the pool's first start waits for a starting fork server's
+/// greeting before it spawns its worker instead: a program greets in a
+/// millisecond or two (an exec and its start), and the thread that waits
+/// (the manager's) has nothing else to do yet but must stay free for
+/// commands.
+const FIRST_FORK_WAIT: Duration = Duration::from_millis(100);
+
 /// Starts workers as the pool's config says.
 pub(crate) struct Launcher {
     config: Config,
     server: Mutex<ServerSlot>,
     serial: AtomicU64,
+    /// The fork server's pid while one runs (0: none), readable without the
+    /// lock, so that [`stop`](Self::stop) can end a server that a start is
+    /// waiting on while it holds the lock.
+    server_pid: AtomicU32,
+    /// The pool is going away: no more starts.
+    stopping: AtomicBool,
 }
 
 impl Launcher {
@@ -103,17 +116,24 @@ impl Launcher {
                 given_up,
             }),
             serial: AtomicU64::new(0),
+            server_pid: AtomicU32::new(0),
+            stopping: AtomicBool::new(false),
         }
     }
 
     /// Starts a worker: forked when the fork server is ready, else spawned.
     /// With `wait_for_server`, a fork server that is starting (or started
-    /// now) is waited for rather than passed by: the pool's first start,
-    /// when nothing else waits on this thread, so that every worker is a
-    /// fork.
+    /// now) is waited for a little ([`FIRST_FORK_WAIT`]) rather than passed
+    /// by: the pool's first start, so that it too is a fork.
     pub(crate) fn start(&self, wait_for_server: bool) -> Result<Started, StartError> {
         if let Some(started) = self.try_fork(wait_for_server) {
             return Ok(started);
+        }
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err(StartError::new(
+                "the pool is stopping",
+                io::Error::from(io::ErrorKind::Interrupted),
+            ));
         }
         self.spawn()
     }
@@ -123,13 +143,19 @@ impl Launcher {
     /// worker is then spawned).
     fn try_fork(&self, wait_for_server: bool) -> Option<Started> {
         let mut slot = self.server.lock();
-        if slot.given_up {
+        if slot.given_up || self.stopping.load(Ordering::SeqCst) {
             return None;
         }
         if slot.server.is_none() && slot.retry_at.is_none_or(|at| Instant::now() >= at) {
             match Forkserver::start(&self.config) {
                 Ok(server) => {
                     log::debug!("procpool: started fork server {}", server.pid());
+                    self.server_pid.store(server.pid(), Ordering::SeqCst);
+                    if self.stopping.load(Ordering::SeqCst) {
+                        // `stop` may have looked for the pid before it was
+                        // stored: do not wait on this server.
+                        return None;
+                    }
                     slot.server = Some(server);
                 }
                 Err(e) => {
@@ -139,14 +165,19 @@ impl Launcher {
             }
         }
         let server = slot.server.as_mut()?;
-        let outcome = if wait_for_server {
-            self.fork(server)
+        // The pool's first start waits a little for a server that is
+        // starting, so that it too is a fork; never long, since the server
+        // is the user's program starting up (a slow one gets its first
+        // worker spawned, and the next forked).
+        let wait = if wait_for_server {
+            FIRST_FORK_WAIT
         } else {
-            match server.ready() {
-                Ok(false) => return None,
-                Ok(true) => self.fork(server),
-                Err(e) => Err(e),
-            }
+            Duration::ZERO
+        };
+        let outcome = match server.ready_within(wait) {
+            Ok(false) => return None,
+            Ok(true) => self.fork(server),
+            Err(e) => Err(e),
         };
         match outcome {
             Ok(started) => {
@@ -156,6 +187,7 @@ impl Launcher {
             Err(e) => {
                 // Dropping the server kills and reaps it.
                 slot.server = None;
+                self.server_pid.store(0, Ordering::SeqCst);
                 self.server_failed(&mut slot, &e, &e.to_string());
                 None
             }
@@ -226,8 +258,18 @@ impl Launcher {
         })
     }
 
-    /// Stops the fork server (it is killed and reaped).
-    pub(crate) fn stop_server(&self) {
+    /// The pool is going away: no more starts, and a start waiting on the
+    /// fork server (its greeting, or a fork's answer) ends at once, the
+    /// server being killed under it. Then the server is reaped.
+    pub(crate) fn stop(&self) {
+        if self.stopping.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let pid = self.server_pid.swap(0, Ordering::SeqCst);
+        if pid != 0 {
+            // It leads a group of its own; reaped below, under the lock.
+            let _ = sys::signal_group(pid, libc::SIGKILL);
+        }
         let mut slot = self.server.lock();
         slot.given_up = true;
         slot.server = None;
