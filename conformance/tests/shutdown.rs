@@ -3,11 +3,13 @@
 //! Software Foundation, PSF License Agreement; restated, not copied.
 //!
 //! Covers: submit after shutdown; `shutdown(wait)` with 50 short tasks, with
-//! and without `cancel_futures`; submit, cancel, shutdown; no worker process
-//! left after an explicit shutdown, the end of a scope or a drop;
-//! `shutdown(wait = false)` with running tasks (a test CPython skips for its
-//! process pool because it hangs, gh-83386); and procpool's
-//! `shutdown_within`, which stops what still runs at a deadline.
+//! and without `cancel_futures`; submit, cancel, shutdown; workers started on
+//! demand, and no worker process left after an explicit shutdown, the end of
+//! a scope or a drop; a program that ends without shutting its pool down (a
+//! subprocess: the test worker program as a host); `shutdown(wait = false)`
+//! with running tasks (a test CPython skips for its process pool because it
+//! hangs, gh-83386), and after a failed task with recycling (gh-132969); and
+//! procpool's `shutdown_within`, which stops what still runs at a deadline.
 
 mod util;
 use procpool::{Error, Pool};
@@ -16,18 +18,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use util::SOON;
-
-/// Runs `n` 100 ms tasks on a pool of 2 and returns the distinct pids.
-fn worker_pids(pool: &Pool, n: usize) -> Vec<u32> {
-    let futures: Vec<_> = (0..n)
-        .map(|_| pool.submit(SLEEP_MS, 100).unwrap())
-        .collect();
-    let pids: HashSet<u32> = futures
-        .iter()
-        .map(|f| f.result(Some(SOON)).unwrap())
-        .collect();
-    pids.into_iter().collect()
-}
 
 #[test]
 fn submit_after_shutdown_fails_at_once() {
@@ -120,11 +110,28 @@ fn submit_cancel_then_shutdown_wait_returns_promptly() {
 }
 
 #[test]
-fn after_an_explicit_shutdown_wait_no_worker_process_remains() {
-    // test_processes_terminate
-    let pool = util::pool(2);
-    let pids = worker_pids(&pool, 4);
+fn workers_start_on_demand_and_after_an_explicit_shutdown_wait_none_remains() {
+    // test_processes_terminate: 5 workers, 3 tasks blocked on a semaphore:
+    // exactly 3 processes (started on demand); released, shutdown(), every
+    // process joined
+    let gate = util::Gate::new("processes-terminate");
+    let pool = util::pool(5);
+    let futures: Vec<_> = (0..3)
+        .map(|i| pool.submit(GATED, gate.task(i, i as u64)).unwrap())
+        .collect();
+    let pids: HashSet<u32> = (0..3).map(|i| gate.wait_started(i, SOON)).collect();
+    assert_eq!(pids.len(), 3, "{pids:?}");
+    util::wait_until(SOON, "the gauges of the turn that sent them", || {
+        pool.stats().running == 3
+    });
+    let stats = pool.stats();
+    assert_eq!(stats.workers_alive, 3, "{stats:?}");
+    assert_eq!(stats.workers_started, 3, "{stats:?}");
+    gate.open();
     pool.shutdown(true, false);
+    for (i, f) in futures.iter().enumerate() {
+        assert_eq!(f.result(Some(Duration::ZERO)).unwrap(), i as u64);
+    }
     let left: Vec<u32> = pids.iter().copied().filter(|&p| util::exists(p)).collect();
     assert!(
         left.is_empty(),
@@ -135,13 +142,35 @@ fn after_an_explicit_shutdown_wait_no_worker_process_remains() {
 
 #[test]
 fn at_the_end_of_its_scope_a_pool_leaves_no_worker_process() {
-    // test_context_manager_shutdown
-    let pids = {
-        let pool = util::pool(2);
-        worker_pids(&pool, 4)
-    };
-    let left: Vec<u32> = pids.iter().copied().filter(|&p| util::exists(p)).collect();
+    // test_context_manager_shutdown: 5 workers, a map inside the `with`
+    // block equals the sequential one; after it every process is joined
+    let tag = "scope";
+    {
+        let pool = util::tagged(util::builder(5), tag).build().unwrap();
+        let out: Vec<u64> = pool
+            .map(SQUARE, 0..10u64, 1)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(out, (0..10u64).map(|x| x * x).collect::<Vec<_>>());
+        assert!(!util::tagged_processes(tag).is_empty());
+    }
+    let left = util::tagged_processes(tag);
     assert!(left.is_empty(), "{left:?} outlived the pool");
+}
+
+#[test]
+fn a_program_that_ends_without_shutting_its_pool_down_lets_the_running_task_finish() {
+    // test_interpreter_shutdown: a program builds a pool of 5, submits a task
+    // that prints "apple" after a while, and ends without shutdown(): the
+    // task's output appears, nothing is on stderr. In Rust the end of `main`
+    // drops the pool, which is its shutdown(wait = true).
+    let dir = util::TempDir::new("interpreter-shutdown");
+    let file = dir.file("out");
+    let (ok, out, err) = util::run_host(&["--ends-without-shutdown", &file], util::HANG);
+    assert!(ok, "the program failed: {out}{err}");
+    assert_eq!(err, "", "nothing on stderr");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "apple");
 }
 
 #[test]
@@ -217,4 +246,57 @@ fn shutdown_within_a_deadline_stops_a_stubborn_task_after_the_deadline() {
     // shutdown would have run it; past the deadline nothing more runs.
     assert!(queued.done());
     assert!(!util::exists(pid));
+}
+
+/// CPython's `_run_test_issue_gh_132969`: `max_workers` workers recycled
+/// after each task; a good task, a failing one and another good one; the
+/// results summed until the first error; then `shutdown(wait = false)` and
+/// the manager thread joined. The sum.
+fn shutdown_without_wait_after_a_failed_recycled_task(max_workers: usize) -> u64 {
+    let tag = format!("gh132969-{max_workers}");
+    let pool = Arc::new(
+        util::tagged(util::builder(max_workers), &tag)
+            .max_tasks_per_child(1)
+            .build()
+            .unwrap(),
+    );
+    let f1 = pool.submit(SLEEP_THEN_ECHO, (100, 1)).unwrap();
+    let f2 = pool.submit(PANIC, "failing task".to_owned()).unwrap();
+    let f3 = pool.submit(SLEEP_THEN_ECHO, (300, 3)).unwrap();
+    let mut result = 0;
+    let sum = (|| {
+        result += f1.result(Some(util::HANG))?;
+        f2.result(Some(util::HANG))?;
+        result += f3.result(Some(util::HANG))?;
+        Ok::<_, Error>(())
+    })();
+    assert!(
+        matches!(sum, Err(Error::TaskPanicked { ref message, .. }) if message.contains("failing task")),
+        "{sum:?}"
+    );
+    pool.shutdown(false, false);
+    // Joining the manager thread: a second shutdown, with wait.
+    util::within(util::HANG, "the manager thread's end", {
+        let pool = Arc::clone(&pool);
+        move || pool.shutdown(true, false)
+    });
+    assert_eq!(
+        f3.result(Some(Duration::ZERO)).unwrap(),
+        3,
+        "it ran to its end"
+    );
+    assert!(util::tagged_processes(&tag).is_empty());
+    result
+}
+
+#[test]
+fn shutdown_without_wait_after_a_failed_task_with_recycling_on_2_workers_ends_cleanly() {
+    // test_shutdown_gh_132969_case_1
+    assert_eq!(shutdown_without_wait_after_a_failed_recycled_task(2), 1);
+}
+
+#[test]
+fn shutdown_without_wait_after_a_failed_task_with_recycling_on_4_workers_ends_cleanly() {
+    // test_shutdown_gh_132969_case_2: no hang either
+    assert_eq!(shutdown_without_wait_after_a_failed_recycled_task(4), 1);
 }
