@@ -12,7 +12,7 @@
 //! procpool's `shutdown_within`, which stops what still runs at a deadline.
 
 mod util;
-use procpool::{Error, Pool};
+use procpool::Error;
 use procpool_conformance::tasks::*;
 use std::collections::HashSet;
 use std::sync::Arc;
