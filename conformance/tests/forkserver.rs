@@ -125,7 +125,11 @@ fn a_fork_server_killed_from_outside_comes_back() {
     // and is spawned, and a new server starts (not waited for); a later
     // replacement is forked by it.
     util::wait_until(HANG, "a worker forked by a new fork server", || {
-        let _ = pool.submit(KILL_SELF, ()).unwrap().result(Some(SOON));
+        let died = pool.submit(KILL_SELF, ()).unwrap().result(Some(SOON));
+        assert!(
+            matches!(died, Err(procpool::Error::WorkerDied { .. })),
+            "{died:?}"
+        );
         assert_eq!(pool.submit(SQUARE, 4).unwrap().result(Some(SOON)), Ok(16));
         pool.stats().workers_forked > forked
     });
@@ -150,7 +154,11 @@ fn a_program_that_is_no_fork_server_gets_its_workers_spawned() {
         .unwrap();
     for _ in 0..4 {
         assert_eq!(pool.submit(SQUARE, 6).unwrap().result(Some(SOON)), Ok(36));
-        let _ = pool.submit(KILL_SELF, ()).unwrap().result(Some(SOON));
+        let died = pool.submit(KILL_SELF, ()).unwrap().result(Some(SOON));
+        assert!(
+            matches!(died, Err(procpool::Error::WorkerDied { .. })),
+            "{died:?}"
+        );
     }
     assert_eq!(pool.submit(SQUARE, 7).unwrap().result(Some(SOON)), Ok(49));
     assert_eq!(pool.stats().workers_forked, 0);

@@ -66,8 +66,11 @@ fn callbacks_run_once_each_in_the_order_added() {
     f.clone().add_done_callback(make("second"));
     f.add_done_callback(make("third"));
     c.set_result(1).unwrap();
-    let _ = c.set_result(2);
-    let _ = c.set_cancelled();
+    assert!(c.set_result(2).is_err(), "completing twice is refused");
+    assert!(
+        c.set_cancelled().is_err(),
+        "and so is cancelling a finished one"
+    );
     assert_eq!(
         *seen.lock().unwrap(),
         ["first: Ok(1)", "second: Ok(1)", "third: Ok(1)"]

@@ -55,6 +55,43 @@ fn first_completed_counts_a_cancelled_future_as_done() {
 }
 
 #[test]
+fn first_completed_with_a_cancelled_future_returns_it_in_done() {
+    // test_first_completed: [CANCELLED_FUTURE, finished, pending]. CPython
+    // leaves the future cancelled but not yet notified in not_done; here
+    // cancel() notifies at once, so it is done.
+    let c = cancelled();
+    let (f1, c1) = pair::<u32>();
+    let (f2, _c2) = pair::<u32>();
+    c1.set_result(42).unwrap();
+    let r = wait([&c, &f1, &f2], Some(LONG), ReturnWhen::FirstCompleted);
+    assert_eq!(r.done, [c, f1]);
+    assert_eq!(r.not_done, [f2]);
+}
+
+#[test]
+fn first_exception_with_some_already_complete_returns_at_the_failure() {
+    // test_first_exception_some_already_complete: [SUCCESSFUL,
+    // CANCELLED, CANCELLED_AND_NOTIFIED, failing, pending]. CPython's done:
+    // the successful, the notified cancelled one and the failure, and
+    // the cancelled one not yet notified in not_done; here both cancelled
+    // futures are done.
+    let ok = finished(42);
+    let c1 = cancelled();
+    let c2 = cancelled();
+    let (fails, c_fail) = pair::<u32>();
+    let (pending, _c_pending) = pair::<u32>();
+    let setter = thread::spawn(move || c_fail.set_error(TestError::Task("zero".into())).unwrap());
+    let r = wait(
+        [&ok, &c1, &c2, &fails, &pending],
+        Some(LONG),
+        ReturnWhen::FirstException,
+    );
+    assert_eq!(r.done, [ok, c1, c2, fails]);
+    assert_eq!(r.not_done, [pending]);
+    setter.join().unwrap();
+}
+
+#[test]
 fn first_exception_returns_at_the_first_failure() {
     let ok = finished(1);
     let (slow_ok, c_slow) = pair::<u32>();
