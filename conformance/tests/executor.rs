@@ -6,9 +6,12 @@
 //! Covers: `submit` returns the output; a task's panic is its future's error,
 //! with message and backtrace text, and a returned `Err` is just an output;
 //! `map` equals the sequential map for chunksize 1 and larger; an error in
-//! `map` surfaces at its element, in order; `map` with a timeout (here 2 s
-//! against a 60 s element, CPython uses 5 s against 6 s); the bounded
-//! lookahead (`buffersize`) and an endless input; the invalid arguments.
+//! `map` surfaces at its element, in order, and the map goes on; an
+//! element's own timeout is not the map's; `map` with a timeout (here 2 s
+//! against a 60 s element, CPython uses 5 s against 6 s); dropping a map (its
+//! `close()`); the bounded lookahead (`buffersize`), exactly as many inputs
+//! taken as CPython takes, zipped and endless inputs; a shutdown with a
+//! map's calls queued; the invalid arguments.
 //! Every case runs the test worker program, never a mock.
 
 mod util;

@@ -2,12 +2,18 @@
 //! (`ProcessPoolExecutorTest`), Copyright Python Software Foundation, PSF
 //! License Agreement; restated, not copied, as the behaviour procpool keeps.
 //!
-//! Covers: never more than `max_workers` processes (saturation); idle workers
-//! reused; `max_tasks_per_child` recycling and its limits; a worker killed
-//! while it runs a task, under procpool's default policy (only that task
-//! fails) and under CPython's (`FailurePolicy::BreakPool`); a worker exiting
-//! with code 99; `terminate_workers()` / `kill_workers()`. Pids come from the
-//! worker itself (`GETPID`, `PID_FILE_SLEEP`), counts from `Pool::stats`.
+//! Covers: exactly `max_workers` processes under a backlog of blocked tasks
+//! (saturation); idle workers reused; `max_tasks_per_child` recycling, its
+//! limits, and its replacements: after `shutdown(wait = false)`, after the
+//! pool is dropped, during `terminate_workers()`, and when the replacement
+//! cannot start (its program gone; out of fds, in a host process), under
+//! both failure policies; a worker killed while it runs a task, under
+//! procpool's default policy (only that task fails) and under CPython's
+//! (`FailurePolicy::BreakPool`); a worker exiting with code 99;
+//! `terminate_workers()` / `kill_workers()`, the signal each sends, and on
+//! pools idle, not started or with a dead worker. Tasks block on a gate file
+//! (`util::Gate`), never on a sleep; pids come from the worker itself
+//! (`GETPID`, the gate's markers), counts from `Pool::stats`.
 
 mod util;
 use procpool::{Error, ExitInfo, FailurePolicy, Signal};
