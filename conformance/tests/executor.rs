@@ -431,11 +431,15 @@ fn map_takes_only_a_bounded_number_of_inputs_ahead_of_the_consumer() {
                 .buffersize(buffersize),
         )
         .unwrap();
-    // After k results, CPython has taken buffersize chunks at the call and
-    // one more chunk at each next() that needs a new chunk: chunksize *
-    // (buffersize + ceil(k / chunksize)) inputs. (At the call itself it has
-    // taken buffersize chunks; procpool takes none until the first next():
-    // see the README's "needs" list.)
+    // test_map_buffersize_when_buffer_is_full: the call itself takes
+    // buffersize chunks. After k results, one more chunk at each next() that
+    // needs a new chunk: chunksize * (buffersize + ceil(k / chunksize))
+    // inputs, as CPython.
+    assert_eq!(
+        pulled.load(Ordering::SeqCst),
+        chunksize * buffersize,
+        "inputs taken by the call"
+    );
     for k in 1..=20usize {
         let x = u64::try_from(k - 1).unwrap();
         assert_eq!(results.next().unwrap().unwrap(), x * x);

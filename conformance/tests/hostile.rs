@@ -137,13 +137,21 @@ fn workers_that_exit_after_hello_are_not_replaced_while_the_pool_is_idle() {
     let pool = util::tagged(hostile("exit-after-hello", 2), "exit-after-hello")
         .build()
         .unwrap();
-    // The task is sent to the first worker as it says Hello, and dies with it.
+    // Either the task is sent to a worker as it says Hello and dies with it
+    // (worker-died), or the workers die before it is sent, each an idle
+    // death, and after three the pool breaks: which, depends on whether the
+    // worker's end is seen in the same read as its Hello.
     let future = pool.submit(SQUARE, 3).unwrap();
-    let error = util::within(HANG, "a task on a dying worker", move || {
-        future.result(None)
-    });
-    assert!(matches!(error, Err(Error::WorkerDied { .. })), "{error:?}");
+    let error = util::within(HANG, "a task on dying workers", move || future.result(None));
+    assert!(
+        matches!(
+            error,
+            Err(Error::WorkerDied { .. } | Error::BrokenPool { .. })
+        ),
+        "{error:?}"
+    );
     let started = pool.stats().workers_started;
+    assert!(started <= 3, "{:?}", pool.stats());
     // Idle now: nothing is started for a while (the old pool started ten a
     // second, for ever). Observing that nothing happens takes time.
     std::thread::sleep(Duration::from_millis(500));

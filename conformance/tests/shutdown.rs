@@ -174,6 +174,19 @@ fn a_program_that_ends_without_shutting_its_pool_down_lets_the_running_task_fini
 }
 
 #[test]
+fn a_program_that_ends_right_after_shutdown_without_wait_still_finishes_its_task() {
+    // test_hang_gh83386: submit, shutdown(wait = false), and the program
+    // ends at once: the task still runs to its end (the manager thread is
+    // joined when the process exits), and nothing is on stderr.
+    let dir = util::TempDir::new("gh83386");
+    let file = dir.file("out");
+    let (ok, out, err) = util::run_host(&["--shutdown-no-wait-then-ends", &file], util::HANG);
+    assert!(ok, "the program failed: {out}{err}");
+    assert_eq!(err, "", "nothing on stderr");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "apple");
+}
+
+#[test]
 fn dropping_a_pool_waits_for_running_tasks_and_leaves_no_worker_process() {
     // test_del_shutdown
     let dir = util::TempDir::new("drop");

@@ -181,10 +181,15 @@ impl Manager {
 
 impl Drop for Manager {
     fn drop(&mut self) {
-        if self.mailbox.is_shut_down() && self.thread.lock().is_some() {
-            // shutdown(wait = false) was asked for: let the thread finish
-            // the work on its own (it reaps every worker before it ends).
-            return;
+        if self.mailbox.is_shut_down() {
+            if let Some(thread) = self.thread.lock().take() {
+                // shutdown(wait = false) was asked for: the thread finishes
+                // the work on its own (it reaps every worker before it ends),
+                // and the program waits for it when it exits, as CPython's
+                // interpreter joins its executors' threads at exit.
+                crate::sys::join_at_exit(thread);
+                return;
+            }
         }
         self.shutdown(true, false);
     }

@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 pub struct MapOptions {
     /// Inputs per call, 1 to [`MAX_BATCH`](procpool_ipc::MAX_BATCH). Default 1.
     pub chunksize: usize,
-    /// Chunks submitted ahead of the consumer (CPython 3.14's `buffersize`).
-    /// Default: four per worker, at least 8.
+    /// Chunks submitted ahead of the consumer (CPython 3.14's `buffersize`):
+    /// that many go out with the call, and one more each time the consumer
+    /// takes a chunk's results. Default: four per worker, at least 8.
     pub buffersize: Option<usize>,
     /// A deadline for the whole map, counted from the call: when it passes,
     /// the iterator yields [`Error::MapTimedOut`] and ends, and the calls
@@ -127,7 +128,7 @@ where
             ));
         }
         let workers = pool.manager().max_workers();
-        Ok(Self {
+        let mut map = Self {
             pool,
             task,
             inputs: inputs.fuse(),
@@ -139,7 +140,12 @@ where
             ready: VecDeque::new(),
             ended: false,
             types: PhantomData,
-        })
+        };
+        // The first chunks go out with the call, as CPython's map submits
+        // its first `buffersize` calls: the workers start on them while the
+        // caller gets ready to consume.
+        map.top_up();
+        Ok(map)
     }
 
     /// Submits chunks until `buffersize` are in flight or the inputs end.

@@ -232,6 +232,12 @@ impl Pool {
     /// Takes no more tasks. With `cancel_futures`, tasks not yet started are
     /// cancelled; the rest run to the end. With `wait`, returns once every
     /// worker has exited and been reaped. Calling it again is harmless.
+    ///
+    /// Without `wait`, the pool finishes its work on its own thread after it
+    /// is dropped, and the program waits for that thread when it exits (as
+    /// CPython's interpreter joins its executors' threads): a task handed
+    /// to the pool is not cut off by `main` returning. A task that must not
+    /// hold the program's exit carries a time limit.
     pub fn shutdown(&self, wait: bool, cancel_futures: bool) {
         self.manager.shutdown(wait, cancel_futures);
     }

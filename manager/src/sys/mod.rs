@@ -15,12 +15,15 @@
 //! - [`spawn`]: a program started in a group of its own with only its
 //!   channel and fds 0-2;
 //! - [`send_fork_request`], [`wait_child`]: what the fork server needs: fds
-//!   sent over a Unix socket, and reaping a child by pid.
+//!   sent over a Unix socket, and reaping a child by pid;
+//! - [`join_at_exit`]: a thread the process waits for when it exits.
 
+mod exit;
 #[path = "linux.rs"]
 mod imp;
 mod spawn;
 
+pub(crate) use exit::join_at_exit;
 pub(crate) use imp::{
     grow_pipe, holds_same_pipe, is_child, is_exiting, pipe, readable_within, send_fork_request,
     signal_group, wait_child, Pidfd, TimerFd,
