@@ -77,6 +77,15 @@ struct SentChunk {
     len: usize,
 }
 
+/// A chunk's results, ready for the consumer: decoded, each turned into an
+/// `Error` only when it is taken (a chunk is thousands of elements, and a
+/// move per element into another queue was a good part of the cost of one),
+/// or one error for each of its elements.
+enum Ready<O> {
+    Decoded(std::vec::IntoIter<Result<O, RemoteError>>),
+    Failed { error: Error, left: usize },
+}
+
 /// The results of a [`Pool::map`], in input order.
 ///
 /// Each item is one element's output, or the error of its element (a panic,
@@ -91,7 +100,7 @@ pub struct MapIter<'p, A, O, I> {
     deadline: Option<Instant>,
     timeout: Option<Duration>,
     in_flight: VecDeque<SentChunk>,
-    ready: VecDeque<Result<O, Error>>,
+    ready: VecDeque<Ready<O>>,
     /// Set once the map has ended early (a timeout, a refused submit): only
     /// the error that ended it is still to come.
     ended: bool,
@@ -155,11 +164,14 @@ where
             if chunk.is_empty() {
                 return;
             }
-            if let Err(e) = self.submit_chunk(&chunk) {
+            if let Err(error) = self.submit_chunk(&chunk) {
                 // Nothing after this chunk can run either (shut down, broken,
                 // unencodable): its elements get the error, then the map ends.
                 self.stop_in_flight();
-                self.ready.extend(chunk.iter().map(|_| Err(e.clone())));
+                self.ready.push_back(Ready::Failed {
+                    error,
+                    left: chunk.len(),
+                });
                 self.ended = true;
             }
         }
@@ -217,16 +229,32 @@ where
                 })
             })
         });
-        match decoded {
-            Ok(results) => {
-                let types = TypeNames::of::<A, O>();
-                self.ready.extend(
-                    results.into_iter().map(|r| {
-                        r.map_err(|e| Error::from_failure(task, types, Failure::Remote(e)))
-                    }),
-                );
+        self.ready.push_back(match decoded {
+            Ok(results) => Ready::Decoded(results.into_iter()),
+            Err(error) => Ready::Failed { error, left: len },
+        });
+    }
+
+    /// The next ready result, if any.
+    fn take_ready(&mut self) -> Option<Result<O, Error>> {
+        loop {
+            let item = match self.ready.front_mut()? {
+                Ready::Decoded(results) => results.next().map(|r| {
+                    let types = TypeNames::of::<A, O>();
+                    r.map_err(|e| Error::from_failure(self.task.name(), types, Failure::Remote(e)))
+                }),
+                Ready::Failed { left: 0, .. } => None,
+                Ready::Failed { error, left } => {
+                    *left -= 1;
+                    Some(Err(error.clone()))
+                }
+            };
+            match item {
+                Some(item) => return Some(item),
+                None => {
+                    self.ready.pop_front();
+                }
             }
-            Err(e) => self.ready.extend((0..len).map(|_| Err(e.clone()))),
         }
     }
 
@@ -250,7 +278,7 @@ where
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
-            if let Some(item) = self.ready.pop_front() {
+            if let Some(item) = self.take_ready() {
                 // Keep the workers fed while the consumer works on this one.
                 self.top_up();
                 return Some(item);
