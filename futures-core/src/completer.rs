@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::state::{self, Deferred, Phase, Shared};
+use crate::state::{self, AbortHook, AbortTarget, Deferred, Phase, Shared};
 use crate::{Future, InvalidState, State};
 
 /// The completing side of a [`Future`], held by the executor.
@@ -187,15 +187,27 @@ impl<T, E> Completer<T, E> {
     where
         F: FnOnce() + Send + 'static,
     {
+        self.install_abort_hook(AbortHook::Once(Box::new(hook)));
+    }
+
+    /// [`set_abort_hook`](Self::set_abort_hook) with a hook that an
+    /// executor shares among all its futures: aborting this future calls
+    /// `target.abort(task)`. Unlike a closure, it costs the future no
+    /// allocation.
+    pub fn set_abort_target(&self, target: Arc<dyn AbortTarget>, task: u64) {
+        self.install_abort_hook(AbortHook::Target(target, task));
+    }
+
+    fn install_abort_hook(&self, hook: AbortHook) {
         let mut inner = self.shared.inner.lock();
         if inner.phase.is_done() {
             return;
         }
         if inner.abort_requested && matches!(inner.phase, Phase::Running) {
             drop(inner);
-            state::run_abort_hook(Box::new(hook));
+            state::run_abort_hook(hook);
         } else {
-            let old = inner.abort_hook.replace(Box::new(hook));
+            let old = inner.abort_hook.replace(hook);
             drop(inner);
             drop(old);
         }

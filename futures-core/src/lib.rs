@@ -100,5 +100,5 @@ pub use awaiting::AbortOnDrop;
 pub use completer::{pair, Completer};
 pub use error::{AsCompletedTimeout, Cancelled, InvalidState, Taken, Timeout};
 pub use future::Future;
-pub use state::{Deferred, State};
+pub use state::{AbortTarget, Deferred, State};
 pub use wait::{wait, ReturnWhen, WaitResult};

@@ -49,8 +49,21 @@ impl State {
 /// A done callback, as stored until the future is done.
 pub(crate) type Callback<T, E> = Box<dyn FnOnce(&Future<T, E>) + Send>;
 
+/// What stops the running tasks of an executor: one value shared by all its
+/// futures, each of which names its task by a number
+/// ([`Completer::set_abort_target`](crate::Completer::set_abort_target)), so
+/// that a future costs no allocation for its hook.
+pub trait AbortTarget: Send + Sync {
+    /// Stops the task numbered `task`. Called at most once per future, on
+    /// the thread that aborts it: it must not block.
+    fn abort(&self, task: u64);
+}
+
 /// The executor's way to stop a running task.
-pub(crate) type AbortHook = Box<dyn FnOnce() + Send>;
+pub(crate) enum AbortHook {
+    Once(Box<dyn FnOnce() + Send>),
+    Target(Arc<dyn AbortTarget>, u64),
+}
 
 /// An outcome that the first thread to read a future produces: what
 /// [`Completer::set_deferred`](crate::Completer::set_deferred) takes. A
@@ -397,7 +410,11 @@ pub(crate) fn run_callback<T, E>(callback: Callback<T, E>, future: &Future<T, E>
 /// Runs the executor's abort hook; a panic in it is contained like a callback's
 /// (it may run inside `AbortOnDrop::drop`, where a panic could abort the process).
 pub(crate) fn run_abort_hook(hook: AbortHook) {
-    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(hook)) {
+    let run = || match hook {
+        AbortHook::Once(hook) => hook(),
+        AbortHook::Target(target, task) => target.abort(task),
+    };
+    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(run)) {
         report_panic("the abort hook", payload.as_ref());
     }
 }

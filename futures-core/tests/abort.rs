@@ -252,3 +252,49 @@ fn a_boxed_hook_is_accepted() {
     assert!(f.abort());
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// An executor's shared abort target: records the tasks it was asked to stop.
+#[derive(Default)]
+struct Target(parking_lot::Mutex<Vec<u64>>);
+
+impl procpool_futures::AbortTarget for Target {
+    fn abort(&self, task: u64) {
+        self.0.lock().push(task);
+    }
+}
+
+#[test]
+fn a_shared_abort_target_is_called_once_with_each_futures_own_number() {
+    let target = Arc::new(Target::default());
+    let futures: Vec<_> = (10..13u64)
+        .map(|task| {
+            let (future, completer) = pair::<u32>();
+            assert!(completer.set_running_or_notify_cancel());
+            completer.set_abort_target(
+                Arc::clone(&target) as Arc<dyn procpool_futures::AbortTarget>,
+                task,
+            );
+            (future, completer)
+        })
+        .collect();
+    assert!(futures[2].0.abort());
+    assert!(futures[0].0.abort());
+    assert!(
+        futures[0].0.abort(),
+        "true again, but the target is not called twice"
+    );
+    assert_eq!(*target.0.lock(), vec![12, 10]);
+    // A target set after the abort was asked for runs at once.
+    let (late, late_completer) = pair::<u32>();
+    assert!(late_completer.set_running_or_notify_cancel());
+    assert!(late.abort());
+    late_completer.set_abort_target(
+        Arc::clone(&target) as Arc<dyn procpool_futures::AbortTarget>,
+        99,
+    );
+    assert_eq!(*target.0.lock(), vec![12, 10, 99]);
+    // Done futures drop it unused.
+    futures[1].1.set_result(1).unwrap();
+    assert!(!futures[1].0.abort());
+    assert_eq!(target.0.lock().len(), 3);
+}

@@ -4,9 +4,9 @@ use crate::completion::Single;
 use crate::error::OsError;
 use crate::map::{MapIter, MapOptions};
 use crate::{Error, Future, PoolBuilder, Stats};
-use procpool_futures::Completer;
+use procpool_futures::{AbortTarget, Completer};
 use procpool_ipc::{CallFrame, CallKind, EncodeError, Task};
-use procpool_manager::{Config, Job, Manager, Signal};
+use procpool_manager::{Aborter, Config, Job, Manager, Signal};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::borrow::Borrow;
@@ -77,6 +77,18 @@ impl SubmitOptions {
 /// takes its inner pool's thread with it).
 pub struct Pool {
     manager: Manager,
+    /// What every future's abort calls (one for the pool, not one per
+    /// future).
+    aborter: Arc<dyn AbortTarget>,
+}
+
+/// Stops a job of this pool when its future is aborted.
+struct JobAborter(Aborter);
+
+impl AbortTarget for JobAborter {
+    fn abort(&self, job: u64) {
+        self.0.abort(job);
+    }
 }
 
 impl std::fmt::Debug for Pool {
@@ -107,7 +119,8 @@ impl Pool {
             what: "cannot start the pool's manager thread".into(),
             source: OsError(Arc::new(e)),
         })?;
-        Ok(Self { manager })
+        let aborter = Arc::new(JobAborter(manager.aborter()));
+        Ok(Self { manager, aborter })
     }
 
     /// Runs `task(args)` in a worker.
@@ -176,8 +189,7 @@ impl Pool {
     /// stops the job, and how long a reader may spin for it.
     pub(crate) fn completer<T>(&self, id: u64, spin: Duration) -> Completer<T, Error> {
         let completer = Completer::new();
-        let aborter = self.manager.aborter();
-        completer.set_abort_hook(move || aborter.abort(id));
+        completer.set_abort_target(Arc::clone(&self.aborter), id);
         completer.set_spin_hint(spin);
         completer
     }
