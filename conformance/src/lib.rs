@@ -125,6 +125,19 @@ pub mod tasks {
     /// (the nearest Rust has to CPython's `ExitAtUnpickle` in the result
     /// handler: an `exit` there would end the test program itself).
     pub const PANIC_DECODING_OUTPUT: Task<(), PanicOnDecode> = Task::new("panic_decoding_output");
+    /// Allocates `mib` MiB, touches every page and never frees them (a
+    /// leak); returns the worker's pid.
+    pub const LEAK_MIB: Task<u64, u32> = Task::new("leak_mib");
+    /// Allocates `mib` MiB, touches them, frees them; returns how many
+    /// bytes it had.
+    pub const ALLOCATE_MIB: Task<u64, u64> = Task::new("allocate_mib");
+    /// How many calls of this task the worker ran before this one: the
+    /// order in which one worker ran them.
+    pub const RUN_ORDER: Task<i32, u64> = Task::new("run_order");
+    /// The worker's working directory, and the values of the variables
+    /// named.
+    pub const CWD_AND_ENV: Task<Vec<String>, (String, Vec<Option<String>>)> =
+        Task::new("cwd_and_env");
 }
 
 /// What this process's open fds refer to, by fd number order.
@@ -159,6 +172,19 @@ fn run_self(mode: &str) -> String {
 pub const APP_RAN: &str = "the application's main ran";
 
 static INIT_RUNS: AtomicU32 = AtomicU32::new(0);
+
+/// Calls of `RUN_ORDER` this worker ran.
+static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// `mib` MiB allocated and written (so resident), kept from the optimiser.
+fn touched(mib: u64) -> Vec<u8> {
+    let len = usize::try_from(mib << 20).unwrap_or(usize::MAX);
+    let mut bytes = std::hint::black_box(vec![0u8; len]);
+    for page in bytes.chunks_mut(4096) {
+        page[0] = 1;
+    }
+    std::hint::black_box(bytes)
+}
 
 /// An output whose `Serialize` always fails.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -466,6 +492,17 @@ pub fn registry() -> Registry {
         .with(CRASH_DECODING_ARGS, |CrashOnDecode| ())
         .with(EXIT_ENCODING_OUTPUT, |()| ExitOnEncode)
         .with(Task::<(), ()>::new("panic_decoding_output"), |()| ())
+        .with(LEAK_MIB, |mib| {
+            std::mem::forget(touched(mib));
+            pid()
+        })
+        .with(ALLOCATE_MIB, |mib| touched(mib).len() as u64)
+        .with(RUN_ORDER, |_priority| RUNS.fetch_add(1, Ordering::SeqCst))
+        .with(CWD_AND_ENV, |names: Vec<String>| {
+            let cwd =
+                std::env::current_dir().map_or_else(|e| e.to_string(), |d| d.display().to_string());
+            (cwd, names.iter().map(|n| std::env::var(n).ok()).collect())
+        })
         .with(OPEN_FDS, |()| open_fds())
         .with(CHILD_OPEN_FDS, |()| {
             run_self("--list-fds").lines().map(str::to_owned).collect()

@@ -160,8 +160,11 @@ fn workers_that_exit_after_hello_are_not_replaced_while_the_pool_is_idle() {
 }
 
 #[test]
-fn workers_that_keep_dying_idle_break_a_prestarted_pool_after_three() {
-    let pool = hostile("exit-after-hello", 1).prestart(1).build().unwrap();
+fn workers_that_keep_dying_idle_break_a_pool_keeping_min_workers() {
+    let pool = hostile("exit-after-hello", 1)
+        .min_workers(1)
+        .build()
+        .unwrap();
     util::wait_until(HANG, "three failures", || pool.stats().worker_failures >= 3);
     // The pool broke at the third: a submit now is refused, or (racing the
     // manager's turn) fails with the same cause.
@@ -212,7 +215,7 @@ fn workers_that_die_at_every_call_fail_each_task_without_breaking_the_pool() {
 fn kill_workers_kills_a_starting_and_an_idle_deaf_worker_at_once() {
     for mode in ["silent", "deaf"] {
         let pool = hostile(mode, 1)
-            .prestart(1)
+            .min_workers(1)
             .start_timeout(Duration::from_secs(600))
             .exit_timeout(Duration::from_secs(600))
             .build()
@@ -376,4 +379,64 @@ fn a_call_over_the_frame_limit_is_refused_by_submit() {
     }
     assert_eq!(pool.stats().workers_started, 0, "nothing was sent");
     assert_eq!(pool.submit(NOOP, ()).unwrap().result(Some(SOON)), Ok(()));
+}
+
+#[test]
+fn a_memory_ceiling_exit_is_believed_only_when_the_pool_set_that_ceiling() {
+    // Each worker answers one call, then says its resident memory is over
+    // a 1 MiB ceiling, and lingers. Without that ceiling the claim is a
+    // breach (killed at once); with it, a recycling (killed after the exit
+    // timeout). Either way every task is answered on a fresh worker.
+    for ceiling in [None, Some(1 << 20)] {
+        let tag = format!("lying-ceiling-{}", ceiling.is_some());
+        let mut builder = util::tagged(hostile("lying-ceiling", 1), &tag);
+        if let Some(bytes) = ceiling {
+            builder = builder.max_memory_per_child(bytes);
+        }
+        let pool = builder.build().unwrap();
+        let recycled = if ceiling.is_some() { 3 } else { 0 };
+        let (results, stats) = util::within(HANG, "three tasks", move || {
+            let results: Vec<_> = (1..=3)
+                .map(|x| pool.submit(SQUARE, x).unwrap().result(None))
+                .collect();
+            // The last worker's Exiting may follow its result by a turn.
+            util::wait_until(SOON, "the last claim read", || {
+                pool.stats().workers_replaced == 3
+            });
+            (results, pool.stats())
+        });
+        assert_eq!(results, vec![Ok(1), Ok(4), Ok(9)], "ceiling {ceiling:?}");
+        assert_eq!(stats.recycled_for_memory, recycled, "{stats:?}");
+        assert_eq!(stats.workers_started, 3, "{stats:?}");
+        assert!(util::tagged_processes(&tag).is_empty());
+    }
+}
+
+#[test]
+fn a_worker_that_says_it_is_aborting_and_lingers_is_killed_and_its_task_fails() {
+    // The claim "out of memory" holds only if the worker then dies by
+    // SIGABRT: this one does not, is killed after the exit timeout, and its
+    // task fails as a plain death.
+    let pool = util::tagged(hostile("abort-linger", 1), "abort-linger")
+        .build()
+        .unwrap();
+    let future = pool.submit(SQUARE, 3).unwrap();
+    let started = Instant::now();
+    let error = util::within(HANG, "an Aborting that lingers", move || {
+        future.result(None)
+    })
+    .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "killed after the 2 s exit timeout, not waited for"
+    );
+    match &error {
+        Error::WorkerDied { exit, .. } => {
+            assert_eq!(*exit, procpool::ExitInfo::Signal(procpool::Signal::KILL));
+        }
+        other => panic!("expected a plain worker death, got {other:?}"),
+    }
+    assert_eq!(pool.stats().out_of_memory, 0);
+    drop(pool);
+    assert!(util::tagged_processes("abort-linger").is_empty());
 }

@@ -142,11 +142,55 @@ fn no_fd_thread_or_process_outlives_a_pool_in_any_scenario() {
     }
     baseline.assert_back("maps stopped early", SOON);
 
-    // Prestarted workers of a pool never used, dropped at once (some may
+    // Workers kept warm of a pool never used, dropped at once (some may
     // still be booting).
     {
-        let pool = util::builder(2).prestart(2).build().unwrap();
+        let pool = util::builder(2).min_workers(2).build().unwrap();
         drop(pool);
     }
-    baseline.assert_back("prestarted, never used", SOON);
+    baseline.assert_back("min_workers, never used", SOON);
+
+    // The production limits: workers recycled for memory, one aborted by
+    // an allocation past its limit, idle workers retired, a backlog whose
+    // blocked submitter is refused at shutdown.
+    {
+        let pool = util::builder(1)
+            .max_memory_per_child(32 << 20)
+            .memory_limit(512 << 20)
+            .idle_timeout(Duration::from_millis(100))
+            .max_pending(1)
+            .build()
+            .unwrap();
+        let leaked = pool.submit(LEAK_MIB, 64).unwrap();
+        let oom = pool.submit(ALLOCATE_MIB, 4096).unwrap();
+        assert!(leaked.result(Some(SOON)).is_ok());
+        assert!(matches!(
+            oom.result(Some(SOON)),
+            Err(Error::OutOfMemory { .. })
+        ));
+        util::wait_until(SOON, "every worker retired for idleness", || {
+            pool.stats().workers_alive == 0
+        });
+        let pool = std::sync::Arc::new(pool);
+        let dir = util::TempDir::new("no-leaks-backlog");
+        let gate = dir.file("gate");
+        let running = pool
+            .submit(GATED, (dir.file("running"), gate.clone(), 1))
+            .unwrap();
+        util::read_pid(&dir.file("running"), SOON);
+        let queued = pool.submit(SQUARE, 2).unwrap();
+        let blocked = std::thread::spawn({
+            let pool = std::sync::Arc::clone(&pool);
+            move || pool.submit(SQUARE, 3).map(drop)
+        });
+        util::wait_until(SOON, "a blocked submitter", || {
+            pool.stats().blocked_submitters == 1
+        });
+        pool.shutdown(false, true);
+        assert_eq!(blocked.join().unwrap(), Err(Error::ShutDown));
+        assert_eq!(queued.result(Some(SOON)), Err(Error::Cancelled));
+        std::fs::write(&gate, b"").unwrap();
+        assert_eq!(running.result(Some(SOON)), Ok(1));
+    }
+    baseline.assert_back("production limits", SOON);
 }

@@ -660,13 +660,16 @@ fn kill_workers_stops_the_pool() {
 }
 
 #[test]
-fn prestarted_workers_start_before_any_submit_and_serve_it() {
-    // procpool's own: `prestart` starts workers with the pool (clamped to
-    // max_workers) instead of on demand.
-    let pool = util::builder(2).prestart(5).build().unwrap();
-    util::wait_until(SOON, "two workers started with no submit", || {
-        pool.stats().workers_started == 2
-    });
+fn min_workers_are_started_before_any_submit_and_serve_it() {
+    // procpool's own: `min_workers` are started with the pool (clamped to
+    // max_workers) instead of on demand: there when `build` returns.
+    let pool = util::builder(2).min_workers(5).build().unwrap();
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.workers_started, stats.workers_alive),
+        (2, 2),
+        "two workers started before any submit"
+    );
     let pids: std::collections::BTreeSet<u32> = (0..20)
         .map(|_| pool.submit(GETPID, ()).unwrap())
         .collect::<Vec<_>>()
@@ -682,10 +685,10 @@ fn prestarted_workers_start_before_any_submit_and_serve_it() {
 }
 
 #[test]
-fn a_prestarted_pool_whose_worker_cannot_start_is_broken_before_a_submit() {
+fn a_pool_whose_min_workers_cannot_start_is_broken_before_a_submit() {
     let pool = util::builder(1)
         .worker_program("/nonexistent/procpool-worker")
-        .prestart(1)
+        .min_workers(1)
         .build()
         .unwrap();
     util::wait_until(SOON, "the pool broken", || {

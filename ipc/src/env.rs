@@ -12,7 +12,7 @@
 pub const WORKER: &str = "PROCPOOL_WORKER";
 /// The value of [`WORKER`]: the protocol version, in case a worker binary of
 /// another version is started by mistake.
-pub const WORKER_MODE: &str = "v2";
+pub const WORKER_MODE: &str = "v3";
 /// The number of calls after which the worker exits (`max_tasks_per_child`);
 /// absent means no limit.
 pub const MAX_TASKS: &str = "PROCPOOL_MAX_TASKS";
@@ -29,7 +29,16 @@ pub const MAX_FRAME_LEN: &str = "PROCPOOL_MAX_FRAME_LEN";
 /// in a process group of its own, and then serves as if spawned.
 pub const FORKSERVER: &str = "PROCPOOL_FORKSERVER";
 /// What a fork server writes first: a magic and the protocol version.
-pub const FORKSERVER_GREETING: [u8; 8] = *b"PPFS\x02\0\0\0";
+pub const FORKSERVER_GREETING: [u8; 8] = *b"PPFS\x03\0\0\0";
+
+/// The resident-memory ceiling in bytes (`max_memory_per_child`): after a
+/// call that leaves the worker above it, the worker says
+/// `Exiting(MemoryCeiling)` and exits. Absent: none.
+pub const MAX_MEMORY: &str = "PROCPOOL_MAX_MEMORY";
+/// The worker's address-space limit in bytes (`RLIMIT_AS`), set by the
+/// worker itself before it serves (by each fork, not by the fork server).
+/// Absent: none.
+pub const MEMORY_LIMIT: &str = "PROCPOOL_MEMORY_LIMIT";
 
 /// The initializer's task name; absent means no initializer.
 pub const INITIALIZER: &str = "PROCPOOL_INITIALIZER";

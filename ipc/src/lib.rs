@@ -81,8 +81,8 @@ pub use frame::{Decoder, FrameBuf, ReadStatus, DEFAULT_MAX_FRAME_LEN, HEADER_LEN
 pub use inplace::{CallFrame, DoneFrame};
 pub use io::{FrameReader, FrameWriter};
 pub use message::{
-    Call, CallKind, Done, ExitReason, FromWorker, Hello, Outcome, RemoteError, RemoteErrorKind,
-    ToWorker, MAGIC, PROTOCOL_VERSION,
+    AbortCause, Call, CallKind, Done, ExitReason, FromWorker, Hello, Outcome, RemoteError,
+    RemoteErrorKind, ToWorker, MAGIC, PROTOCOL_VERSION,
 };
 pub use payload::Payload;
 pub use payload_error::PayloadError;

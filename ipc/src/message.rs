@@ -13,7 +13,7 @@ pub const MAGIC: u64 = u64::from_le_bytes(*b"procpool");
 
 /// The protocol version this crate speaks. A worker sends it in its `Hello`;
 /// the parent refuses a worker that speaks another.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// A message from the parent to a worker.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -102,6 +102,11 @@ pub enum FromWorker<'a> {
     Done(Done<'a>),
     /// The worker is about to exit 0 on its own, and why. No frame follows.
     Exiting(ExitReason),
+    /// The worker is about to die by a signal, and why: the call it runs
+    /// fails with that cause rather than as an unexplained death. Sent from
+    /// a signal handler (pre-encoded, between frames only). No frame
+    /// follows.
+    Aborting(AbortCause),
 }
 
 impl<'a> FromWorker<'a> {
@@ -259,6 +264,32 @@ pub enum ExitReason {
     Shutdown,
     /// The initializer failed: the pool should stop starting workers.
     InitializerFailed(RemoteError),
+    /// After its last call its resident memory was over the pool's ceiling
+    /// (`max_memory_per_child`), in bytes: the pool starts a fresh worker.
+    MemoryCeiling {
+        /// Its resident set when it checked.
+        resident: u64,
+        /// The ceiling it was given.
+        ceiling: u64,
+    },
+}
+
+/// Why a worker is about to die by a signal.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AbortCause {
+    /// An allocation failed (the worker's address-space limit, or the
+    /// system out of memory) and Rust's allocation-error handler aborted
+    /// the process.
+    OutOfMemory,
+}
+
+impl fmt::Display for AbortCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::OutOfMemory => f.write_str("an allocation failed: out of memory"),
+        }
+    }
 }
 
 impl fmt::Display for ExitReason {
@@ -267,6 +298,10 @@ impl fmt::Display for ExitReason {
             Self::MaxTasks => f.write_str("ran its maximum number of tasks"),
             Self::Shutdown => f.write_str("was told to shut down"),
             Self::InitializerFailed(e) => write!(f, "initializer failed: {}", e.message),
+            Self::MemoryCeiling { resident, ceiling } => write!(
+                f,
+                "its resident memory ({resident} bytes) is over the ceiling of {ceiling} bytes"
+            ),
         }
     }
 }

@@ -30,8 +30,14 @@ pub struct Config {
     pub program: Option<PathBuf>,
     /// Arguments for the worker program.
     pub args: Vec<OsString>,
-    /// Extra environment for workers.
-    pub env: Vec<(OsString, OsString)>,
+    /// Changes to the environment workers get, in order: a variable set,
+    /// or (`None`) removed.
+    pub env: Vec<(OsString, Option<OsString>)>,
+    /// Workers start from an empty environment (plus `env` and the pool's
+    /// own variables) instead of this process's.
+    pub env_clear: bool,
+    /// The workers' working directory; `None`: this process's.
+    pub cwd: Option<PathBuf>,
     /// What a worker's death does to the pool.
     pub failure_policy: FailurePolicy,
     /// The largest frame either side accepts.
@@ -60,10 +66,26 @@ pub struct Config {
     /// How long a worker may take to exit once it said `Exiting` or was told
     /// to (its call pipe closed) before it is killed.
     pub exit_timeout: Duration,
-    /// Workers started with the pool rather than on demand (at most
-    /// `max_workers`). Default 0, as CPython: a pool starts its workers at
-    /// the first submits.
-    pub prestart: usize,
+    /// Workers started with the pool and kept (replaced when they end, never
+    /// retired for idleness), at most `max_workers`. Default 0, as CPython:
+    /// a pool starts its workers at the first submits.
+    pub min_workers: usize,
+    /// A worker with nothing to do for this long exits (unless that would
+    /// leave fewer than `min_workers`); it comes back on demand. `None`:
+    /// idle workers stay, as CPython's.
+    pub idle_timeout: Option<Duration>,
+    /// After a call that leaves a worker's resident set above this many
+    /// bytes, the worker exits (its result delivered first) and the next
+    /// call runs on a fresh one.
+    pub max_memory_per_child: Option<u64>,
+    /// Each worker's address space is limited to this many bytes
+    /// (`RLIMIT_AS`): an allocation past it fails, the worker aborts, and
+    /// the call it ran fails with out-of-memory.
+    pub memory_limit: Option<u64>,
+    /// The most submitted tasks that may wait for a worker (not counting
+    /// `map`'s chunks, which have their own bound); a submit past it waits
+    /// for room. `None`: no bound.
+    pub max_pending: Option<usize>,
     /// Keep a fork server (a started copy of the worker program that forks
     /// new workers), so that replacing a worker costs a fork, not a spawn
     /// and exec. Default true; it falls back to spawning by itself.
@@ -86,6 +108,8 @@ impl Default for Config {
             program: None,
             args: Vec::new(),
             env: Vec::new(),
+            env_clear: false,
+            cwd: None,
             failure_policy: FailurePolicy::default(),
             max_frame_len: procpool_ipc::DEFAULT_MAX_FRAME_LEN,
             grace: Duration::from_secs(1),
@@ -96,7 +120,11 @@ impl Default for Config {
             start_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(10),
             exit_timeout: Duration::from_secs(3),
-            prestart: 0,
+            min_workers: 0,
+            idle_timeout: None,
+            max_memory_per_child: None,
+            memory_limit: None,
+            max_pending: None,
             forkserver: true,
             pipe_buffer: 1 << 20,
             spin: Duration::from_micros(50),

@@ -107,6 +107,15 @@ impl fmt::Display for BreakCause {
     }
 }
 
+/// Why the pool refused a submit.
+#[derive(Debug, Clone)]
+pub enum Refused {
+    /// The pool was shut down.
+    ShutDown,
+    /// The pool is broken.
+    Broken(BreakCause),
+}
+
 /// Why a job did not produce an output.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -139,6 +148,14 @@ pub enum Failure {
     /// The job's call could not be framed (its arguments are over the frame
     /// limit).
     Unsendable(EncodeError),
+    /// An allocation failed while the job ran (under the pool's
+    /// `memory_limit`, or the system out of memory), and the worker aborted.
+    OutOfMemory {
+        /// The worker's pid.
+        pid: u32,
+        /// The pool's address-space limit per worker, if it set one.
+        limit: Option<u64>,
+    },
 }
 
 impl fmt::Display for Failure {
@@ -157,6 +174,13 @@ impl fmt::Display for Failure {
             Self::TimedOut { limit } => write!(f, "ran past its time limit of {limit:?}"),
             Self::BrokenPool(cause) => write!(f, "the pool is broken: {cause}"),
             Self::Unsendable(e) => write!(f, "the call cannot be sent: {e}"),
+            Self::OutOfMemory { pid, limit } => {
+                write!(f, "worker {pid} ran out of memory: an allocation failed")?;
+                if let Some(limit) = limit {
+                    write!(f, " under the limit of {limit} bytes")?;
+                }
+                f.write_str(" and it aborted")
+            }
         }
     }
 }

@@ -1,11 +1,13 @@
 //! The caller's side: [`Manager`], which owns the manager thread, and
 //! [`Aborter`].
 
+use crate::backlog::Backlog;
 use crate::config::Config;
 use crate::event_loop::EventLoop;
+use crate::failure::Refused;
 use crate::failure::{BreakCause, Signal};
 use crate::job::Job;
-use crate::mailbox::{Command, Mailbox, Refused};
+use crate::mailbox::{Command, Mailbox};
 use crate::stats::{Gauges, Stats};
 use parking_lot::Mutex;
 use std::io;
@@ -39,14 +41,22 @@ impl std::fmt::Debug for Manager {
 
 impl Manager {
     /// Starts the manager thread. Workers start on demand, but for
-    /// [`Config::prestart`] of them, which start at once.
+    /// [`Config::min_workers`] of them, which are started (not yet ready)
+    /// when this returns.
     ///
     /// # Errors
     /// When the poll or the thread cannot be created.
     pub fn start(config: Config) -> io::Result<Self> {
         let max_workers = config.max_workers.max(1);
         let (max_frame_len, spin) = (config.max_frame_len, config.spin);
-        let (event_loop, mailbox, gauges) = EventLoop::new(config)?;
+        let min_workers = config.min_workers;
+        let (mut event_loop, mailbox, gauges) = EventLoop::new(config)?;
+        let (started_tx, started) = std::sync::mpsc::sync_channel(1);
+        if min_workers > 0 {
+            event_loop.signal_when_started(started_tx);
+        } else {
+            drop(started_tx); // nothing to wait for: `recv` returns at once
+        }
         let thread = std::thread::Builder::new()
             .name("procpool-manager".into())
             .spawn({
@@ -71,6 +81,8 @@ impl Manager {
                     }
                 }
             })?;
+        // Err: the thread ended (a panic) or there was nothing to wait for.
+        let _ = started.recv();
         Ok(Self {
             mailbox,
             gauges,
@@ -94,6 +106,12 @@ impl Manager {
     /// unsent.
     pub fn submit(&self, job: Job) -> Result<(), Refused> {
         self.mailbox.send(Command::Submit(job))
+    }
+
+    /// The bounded backlog, when the pool has one ([`Config::max_pending`]):
+    /// a submit takes a [`Permit`](crate::Permit) from it for its job.
+    pub fn backlog(&self) -> Option<&Arc<Backlog>> {
+        self.mailbox.backlog()
     }
 
     /// A handle that can stop jobs from any thread (an abort hook), without
@@ -175,7 +193,11 @@ impl Manager {
 
     /// A snapshot of the counters.
     pub fn stats(&self) -> Stats {
-        self.gauges.snapshot()
+        let mut stats = self.gauges.snapshot();
+        if let Some(backlog) = self.mailbox.backlog() {
+            (stats.blocked_submitters, stats.submits_waited) = backlog.waiting();
+        }
+        stats
     }
 }
 

@@ -1,6 +1,7 @@
 //! A unit of work: [`Job`] as the facade submits it, and [`Work`], the one
 //! shape it keeps in the manager from the queue to its end.
 
+use crate::backlog::Permit;
 use crate::Failure;
 use procpool_ipc::{CallFrame, CallKind, Payload};
 use std::fmt;
@@ -42,6 +43,12 @@ pub struct Job {
     pub time_limit: Option<Duration>,
     /// The grace period between SIGTERM and SIGKILL (overrides the pool's).
     pub grace: Option<Duration>,
+    /// Pending jobs of higher priority are sent to workers first; equal
+    /// ones in the order they came. 0 is the default.
+    pub priority: i32,
+    /// Its place in the bounded backlog, given back when it leaves the
+    /// queue; `None` outside the backlog (no bound, or a `map` chunk).
+    pub permit: Option<Permit>,
 }
 
 impl fmt::Debug for Job {
@@ -53,7 +60,8 @@ impl fmt::Debug for Job {
             .field("payload_len", &self.frame.payload().len())
             .field("time_limit", &self.time_limit)
             .field("grace", &self.grace)
-            .finish()
+            .field("priority", &self.priority)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,6 +93,9 @@ pub(crate) struct Work {
     pub(crate) stop: Option<StopReason>,
     /// Its task's expected run time when it was sent, if known to be short.
     pub(crate) cost: Option<Duration>,
+    pub(crate) priority: i32,
+    /// Given back (dropped) when it leaves the pending queue.
+    pub(crate) permit: Option<Permit>,
 }
 
 impl Work {
@@ -101,6 +112,8 @@ impl Work {
             started: false,
             stop: None,
             cost: None,
+            priority: job.priority,
+            permit: job.permit,
         }
     }
 }

@@ -11,7 +11,7 @@
 //! ```text
 //!  caller threads              manager thread (EventLoop, mio)                   worker processes
 //!  --------------              -------------------------------                   ----------------
-//!  Manager::submit(Job) ─Mailbox─▶ take_commands: Scheduler (pending, FIFO)
+//!  Manager::submit(Job) ─Mailbox─▶ take_commands: Scheduler (pending by priority, FIFO within)
 //!    (mio::Waker)                dispatch: idle WorkerSlot (LIFO), else the ──Call frames──▶
 //!                                  window of a busy one (known-short jobs);     stdin of worker N
 //!                                  Completion::set_running; CallFrame sealed,   (its own pipe,
@@ -43,10 +43,12 @@
 //! Modules: `event_loop` (the turn, and its parts: see there), `slot` (one
 //! worker: its pipes, frames and window), `launch` (starting processes: the
 //! fork server, the spawner thread, `posix_spawn`), `mailbox` (commands in),
+//! `backlog` (the bounded backlog's places, which submitters wait for),
 //! `stats` (counters out), `job`, `failure`, `config`, `handle` (the
 //! caller's [`Manager`]), `sys` (the OS calls).
 #![deny(unsafe_code)]
 
+mod backlog;
 mod config;
 mod event_loop;
 mod failure;
@@ -59,11 +61,11 @@ mod stats;
 #[allow(unsafe_code)] // the OS calls, each with its SAFETY note
 mod sys;
 
+pub use backlog::{Acquire, Backlog, Permit, TryAcquireError};
 pub use config::{Config, FailurePolicy};
-pub use failure::{BreakCause, ExitInfo, Failure, Signal};
+pub use failure::{BreakCause, ExitInfo, Failure, Refused, Signal};
 pub use handle::{Aborter, Manager};
 pub use job::{Completion, Job};
-pub use mailbox::Refused;
 pub use stats::Stats;
 
 /// The CPUs this process may use (`available_parallelism`: affinity and

@@ -1,11 +1,13 @@
 //! The way in to the manager thread: the [`Command`]s callers send, queued
 //! in a [`Mailbox`] that wakes the thread.
 
-use crate::failure::{BreakCause, Signal};
+use crate::backlog::Backlog;
+use crate::failure::{BreakCause, Refused, Signal};
 use crate::job::Job;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What callers ask of the manager thread.
@@ -28,15 +30,6 @@ pub(crate) enum Command {
     },
 }
 
-/// Why the pool refused a submit.
-#[derive(Debug, Clone)]
-pub enum Refused {
-    /// The pool was shut down.
-    ShutDown,
-    /// The pool is broken.
-    Broken(BreakCause),
-}
-
 /// The commands in arrival order, and whether more may come.
 struct Inbox {
     commands: VecDeque<Command>,
@@ -47,6 +40,9 @@ struct Inbox {
 /// Commands on their way to the manager thread, and its wake-up.
 pub(crate) struct Mailbox {
     inbox: Mutex<Inbox>,
+    /// The bounded backlog, if the pool has one: closed when submits stop
+    /// being taken, so that no submitter waits for room for ever.
+    backlog: Option<Arc<Backlog>>,
     waker: mio::Waker,
     /// Set by the first command since the manager last took them, so a burst
     /// of submits costs one wake-up.
@@ -55,13 +51,14 @@ pub(crate) struct Mailbox {
 }
 
 impl Mailbox {
-    pub(crate) fn new(waker: mio::Waker) -> Self {
+    pub(crate) fn new(waker: mio::Waker, backlog: Option<Arc<Backlog>>) -> Self {
         Self {
             inbox: Mutex::new(Inbox {
                 commands: VecDeque::new(),
                 shut_down: false,
                 broken: None,
             }),
+            backlog,
             waker,
             wake_pending: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
@@ -79,6 +76,10 @@ impl Mailbox {
     /// A submit the pool no longer takes is refused, and the job dropped
     /// unsent (its future ends cancelled when the completion drops).
     pub(crate) fn send(&self, command: Command) -> Result<(), Refused> {
+        let stops_submits = matches!(
+            command,
+            Command::Shutdown { .. } | Command::SignalWorkers { .. }
+        );
         {
             let mut inbox = self.inbox.lock();
             if let Command::Submit(_) = command {
@@ -89,13 +90,29 @@ impl Mailbox {
                     return Err(Refused::ShutDown);
                 }
             }
-            if let Command::Shutdown { .. } | Command::SignalWorkers { .. } = command {
+            if stops_submits {
                 inbox.shut_down = true;
             }
             inbox.commands.push_back(command);
         }
+        if stops_submits {
+            self.close_backlog(Refused::ShutDown);
+        }
         self.wake();
         Ok(())
+    }
+
+    /// The backlog, if the pool has one.
+    pub(crate) fn backlog(&self) -> Option<&Arc<Backlog>> {
+        self.backlog.as_ref()
+    }
+
+    /// Submitters waiting for room return `refused` (those of a pool that
+    /// broke, the cause).
+    fn close_backlog(&self, refused: Refused) {
+        if let Some(backlog) = &self.backlog {
+            backlog.close(refused);
+        }
     }
 
     /// Wakes the manager thread, once per batch of commands.
@@ -123,7 +140,8 @@ impl Mailbox {
 
     /// From now on, submits are refused with `cause`.
     pub(crate) fn set_broken(&self, cause: BreakCause) {
-        self.inbox.lock().broken = Some(cause);
+        self.inbox.lock().broken = Some(cause.clone());
+        self.close_backlog(Refused::Broken(cause));
     }
 
     /// The manager thread is gone (it panicked): refuse everything from now
@@ -131,9 +149,10 @@ impl Mailbox {
     pub(crate) fn abandon(&self, cause: BreakCause) {
         let queued = {
             let mut inbox = self.inbox.lock();
-            inbox.broken = Some(cause);
+            inbox.broken = Some(cause.clone());
             std::mem::take(&mut inbox.commands)
         };
+        self.close_backlog(Refused::Broken(cause));
         drop(queued);
     }
 

@@ -17,7 +17,7 @@ use crate::sys::{self, Pidfd};
 use crate::Failure;
 use mio::unix::pipe::{Receiver, Sender};
 use mio::{Interest, Registry, Token};
-use procpool_ipc::Decoder;
+use procpool_ipc::{AbortCause, Decoder};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::time::{Duration, Instant};
@@ -79,6 +79,11 @@ pub(crate) struct WorkerSlot {
     pub(crate) said_exiting: bool,
     /// A stall deadline is armed for the frame it is sending.
     pub(crate) stall_armed: bool,
+    /// It said it is about to die, and why (`Aborting`).
+    pub(crate) aborting: Option<AbortCause>,
+    /// It was told to exit for having been idle too long: its end is no
+    /// replacement.
+    pub(crate) idle_exit: bool,
 }
 
 impl WorkerSlot {
@@ -135,6 +140,8 @@ impl WorkerSlot {
             said_hello: false,
             said_exiting: false,
             stall_armed: false,
+            aborting: None,
+            idle_exit: false,
         })
     }
 

@@ -1,6 +1,7 @@
 //! What a pool tells about itself: the live [`Gauges`] the manager thread
 //! writes and callers read, and [`Stats`], a snapshot of them.
 
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Live counters of a pool, written by the manager thread.
@@ -18,6 +19,12 @@ pub(crate) struct Gauges {
     pub(crate) workers_started: AtomicU64,
     pub(crate) workers_forked: AtomicU64,
     pub(crate) worker_failures: AtomicU64,
+    pub(crate) recycled_for_memory: AtomicU64,
+    pub(crate) idle_exits: AtomicU64,
+    pub(crate) out_of_memory: AtomicU64,
+    /// Pending jobs per priority, highest first, once a job with a priority
+    /// other than 0 was submitted (before that, all `queued` are at 0).
+    pub(crate) by_priority: Mutex<Option<Vec<(i32, usize)>>>,
     /// Whether a caller waiting on a new job should spin (the manager's
     /// reading of how dense the calls are).
     pub(crate) spin_ok: AtomicBool,
@@ -32,10 +39,22 @@ impl Gauges {
     pub(crate) fn snapshot(&self) -> Stats {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let now = |c: &AtomicUsize| c.load(Ordering::Relaxed);
+        let queued = now(&self.queued);
+        let queued_by_priority = match &*self.by_priority.lock() {
+            Some(levels) => levels.clone(),
+            None if queued > 0 => vec![(0, queued)],
+            None => Vec::new(),
+        };
         Stats {
+            queued_by_priority,
+            blocked_submitters: 0,
+            submits_waited: 0,
+            recycled_for_memory: get(&self.recycled_for_memory),
+            idle_exits: get(&self.idle_exits),
+            out_of_memory: get(&self.out_of_memory),
             workers_alive: now(&self.workers_alive),
             workers_idle: now(&self.workers_idle),
-            queued: now(&self.queued),
+            queued,
             running: now(&self.running),
             finished: get(&self.finished),
             failed: get(&self.failed),
@@ -50,7 +69,7 @@ impl Gauges {
 }
 
 /// A snapshot of a pool's state and history.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Stats {
     /// Worker processes alive (starting ones included; one already killed
@@ -60,6 +79,14 @@ pub struct Stats {
     pub workers_idle: usize,
     /// Tasks waiting for a worker.
     pub queued: usize,
+    /// Of those, how many at each priority, highest first (levels with none
+    /// waiting left out).
+    pub queued_by_priority: Vec<(i32, usize)>,
+    /// Submitters waiting now for room in the bounded backlog (threads in
+    /// `submit`, and `submit_async` futures).
+    pub blocked_submitters: usize,
+    /// Submits that had to wait for room in the backlog, in all.
+    pub submits_waited: u64,
     /// Tasks sent to a worker and not yet ended (running, or queued in its
     /// window behind the running one).
     pub running: usize,
@@ -84,4 +111,12 @@ pub struct Stats {
     /// task (a death while running a task is that task's failure, not one
     /// of these).
     pub worker_failures: u64,
+    /// Workers that exited after a task left their resident memory over
+    /// the pool's `max_memory_per_child` (their result delivered).
+    pub recycled_for_memory: u64,
+    /// Workers that exited after being idle for the pool's `idle_timeout`.
+    pub idle_exits: u64,
+    /// Tasks that failed because an allocation failed in their worker
+    /// (`Error::OutOfMemory`).
+    pub out_of_memory: u64,
 }

@@ -8,6 +8,10 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The smallest [`PoolBuilder::memory_limit`]: below it, a worker cannot
+/// map its own program and threads.
+const MIN_MEMORY_LIMIT: u64 = 16 << 20;
+
 /// Builds a [`Pool`].
 ///
 /// ```no_run
@@ -25,6 +29,7 @@ pub struct PoolBuilder {
     config: Config,
     max_workers: Option<usize>,
     max_tasks_per_child: Option<u64>,
+    max_pending: Option<usize>,
     error: Option<Error>,
 }
 
@@ -70,9 +75,35 @@ impl PoolBuilder {
         self
     }
 
-    /// An environment variable for the workers.
+    /// An environment variable for the workers. Later calls for the same
+    /// variable (this, or [`worker_env_remove`](Self::worker_env_remove))
+    /// win.
     pub fn worker_env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Self {
-        self.config.env.push((key.into(), value.into()));
+        self.config.env.push((key.into(), Some(value.into())));
+        self
+    }
+
+    /// A variable of this process's environment that workers do not get.
+    pub fn worker_env_remove(mut self, key: impl Into<OsString>) -> Self {
+        self.config.env.push((key.into(), None));
+        self
+    }
+
+    /// Workers start from an empty environment: only the variables set
+    /// with [`worker_env`](Self::worker_env) (and the pool's own, which the
+    /// worker takes out of its environment at once).
+    pub fn worker_env_clear(mut self) -> Self {
+        self.config.env_clear = true;
+        self.config.env.clear();
+        self
+    }
+
+    /// The directory workers start in. Default: this process's. It must
+    /// exist when the pool is built. A relative
+    /// [`worker_program`](Self::worker_program) path is taken from this
+    /// process's directory, not the workers'.
+    pub fn worker_cwd(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.config.cwd = Some(dir.into());
         self
     }
 
@@ -105,12 +136,58 @@ impl PoolBuilder {
         self
     }
 
-    /// Starts `workers` (at most `max_workers`) with the pool instead of at
-    /// the first submits, so that the first task does not wait for a whole
-    /// process start (about a millisecond, more for a large program). Default
-    /// 0, as CPython; a pool that may never be used should keep it.
-    pub fn prestart(mut self, workers: usize) -> Self {
-        self.config.prestart = workers;
+    /// Workers kept warm: started with the pool (they exist when
+    /// [`build`](Self::build) returns), replaced when they end, and never
+    /// retired by the [`idle_timeout`](Self::idle_timeout). At most
+    /// `max_workers`. The first task then does not wait for a process start
+    /// (about a millisecond, more for a large program). Default 0, as
+    /// CPython: workers start at the first submits.
+    pub fn min_workers(mut self, workers: usize) -> Self {
+        self.config.min_workers = workers;
+        self
+    }
+
+    /// A worker with nothing to do for this long exits (but for the
+    /// [`min_workers`](Self::min_workers)); workers come back when tasks
+    /// do. Default: none, idle workers stay (as CPython's). A pool that is
+    /// busy in bursts gives its memory back between them (loky's default
+    /// is 300 s).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.config.idle_timeout = Some(timeout);
+        self
+    }
+
+    /// How many tasks may wait for a worker (not yet running) before
+    /// [`submit`](Pool::submit) blocks, [`try_submit`](Pool::try_submit)
+    /// returns [`Error::Full`] and [`submit_async`](Pool::submit_async)
+    /// waits: a producer faster than the workers is held back instead of
+    /// queueing without limit. `map` is not counted: it bounds itself
+    /// (`buffersize`). Default: no bound, as CPython. 0 is an invalid
+    /// argument.
+    pub fn max_pending(mut self, tasks: usize) -> Self {
+        self.max_pending = Some(tasks);
+        self
+    }
+
+    /// A worker whose resident memory is above `bytes` after a task exits
+    /// (the task's result is delivered first) and the next task runs on a
+    /// fresh worker: a task that leaks, or a heap that never shrinks, does
+    /// not grow a worker without end (Celery's `max_memory_per_child`).
+    /// Checked after each call, in the worker (a `map` chunk is one call).
+    pub fn max_memory_per_child(mut self, bytes: u64) -> Self {
+        self.config.max_memory_per_child = Some(bytes);
+        self
+    }
+
+    /// A hard cap: each worker's address space is limited to `bytes`
+    /// (`RLIMIT_AS`). An allocation past it fails; Rust then aborts the
+    /// worker, and the task it ran fails with [`Error::OutOfMemory`] (not an
+    /// anonymous SIGABRT); the pool goes on with a fresh worker. Address
+    /// space is more than resident memory (thread stacks, the allocator's
+    /// reserved arenas, mapped files all count): leave a few hundred MiB of
+    /// room over what tasks use. At least 16 MiB.
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.config.memory_limit = Some(bytes);
         self
     }
 
@@ -187,7 +264,7 @@ impl PoolBuilder {
     }
 
     /// Starts the pool: its manager thread, and the
-    /// [`prestart`](Self::prestart) workers; the others start on demand.
+    /// [`min_workers`](Self::min_workers); the others start on demand.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] for a setting that makes no sense, or when
@@ -225,6 +302,40 @@ impl PoolBuilder {
             return Err(Error::InvalidArgument(
                 "max_failures_in_a_row must be at least 1".into(),
             ));
+        }
+        match self.max_pending {
+            Some(0) => {
+                return Err(Error::InvalidArgument(
+                    "max_pending must be at least 1".into(),
+                ))
+            }
+            n => self.config.max_pending = n,
+        }
+        if let Some(bytes) = self.config.memory_limit {
+            if bytes < MIN_MEMORY_LIMIT {
+                return Err(Error::InvalidArgument(format!(
+                    "a memory_limit of {bytes} bytes leaves a worker no room to start \
+                     (at least {MIN_MEMORY_LIMIT})"
+                )));
+            }
+        }
+        if self.config.max_memory_per_child == Some(0) {
+            return Err(Error::InvalidArgument(
+                "max_memory_per_child must be at least 1 byte".into(),
+            ));
+        }
+        if self.config.idle_timeout == Some(Duration::ZERO) {
+            return Err(Error::InvalidArgument(
+                "idle_timeout must be more than zero".into(),
+            ));
+        }
+        if let Some(dir) = &self.config.cwd {
+            if !dir.is_dir() {
+                return Err(Error::InvalidArgument(format!(
+                    "worker_cwd {} is not a directory",
+                    dir.display()
+                )));
+            }
         }
         if self.config.max_frame_len < 64 {
             return Err(Error::InvalidArgument(format!(

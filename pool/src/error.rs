@@ -93,6 +93,23 @@ pub enum Error {
     },
     /// The pool has been shut down: it takes no new tasks.
     ShutDown,
+    /// The bounded backlog is full ([`Pool::try_submit`](crate::Pool::try_submit)
+    /// does not wait for room): nothing was sent.
+    Full {
+        /// The backlog's size (`PoolBuilder::max_pending`).
+        capacity: usize,
+    },
+    /// An allocation failed while the task ran (past the pool's
+    /// `memory_limit`, or the system out of memory): the worker aborted and
+    /// was replaced.
+    OutOfMemory {
+        /// The worker's pid.
+        pid: u32,
+        /// The task it was running.
+        task: String,
+        /// The pool's address-space limit per worker, if it set one.
+        limit: Option<u64>,
+    },
     /// The task ran past its time limit and was stopped.
     TimedOut {
         /// The task's name.
@@ -150,6 +167,11 @@ impl Error {
             Failure::BrokenPool(cause) => Self::BrokenPool {
                 cause: cause.cause,
                 source: cause.source.map(OsError),
+            },
+            Failure::OutOfMemory { pid, limit } => Self::OutOfMemory {
+                pid,
+                task: task.to_owned(),
+                limit,
             },
             Failure::Unsendable(e) => {
                 Self::InvalidArgument(format!("task `{task}`: the call cannot be sent: {e}"))
@@ -281,6 +303,21 @@ impl fmt::Display for Error {
             }
             Self::BrokenPool { cause, .. } => write!(f, "the pool is broken: {cause}"),
             Self::ShutDown => f.write_str("the pool has been shut down"),
+            Self::Full { capacity } => write!(
+                f,
+                "the pool's backlog is full ({capacity} tasks waiting for a worker); \
+                 nothing was sent"
+            ),
+            Self::OutOfMemory { pid, task, limit } => {
+                write!(
+                    f,
+                    "task `{task}` ran out of memory in worker {pid}: an allocation failed"
+                )?;
+                if let Some(limit) = limit {
+                    write!(f, " past the pool's memory limit of {limit} bytes")?;
+                }
+                f.write_str("; the worker aborted and was replaced")
+            }
             Self::TimedOut { task, limit } => write!(
                 f,
                 "task `{task}` ran past its time limit of {limit:?} and was stopped"

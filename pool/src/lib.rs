@@ -14,7 +14,9 @@
 //!  -------------                   --------------------                 -------------------------
 //!  pool.submit(TASK, args)
 //!    Task::encode_args
-//!    Manager::submit(Job)  ----->  pending (FIFO) -> idle worker --->   serve_if_worker(tasks):
+//!    a place in the backlog        (max_pending: submit waits, try_submit
+//!                                   says Full, submit_async awaits)
+//!    Manager::submit(Job)  ----->  pending (by priority) -> worker -->  serve_if_worker(tasks):
 //!    returns Future<Output>        Call frame on its call pipe          Registry::call (catch_unwind)
 //!                                  Done frame on its result pipe <---   Done { output | RemoteError }
 //!  fut.result() / .await  <-----   Completion: the output's bytes (Payload) into the future
@@ -59,11 +61,13 @@ mod completion;
 mod error;
 mod map;
 mod pool;
+mod submit;
 
 pub use builder::PoolBuilder;
 pub use error::{Error, OsError};
 pub use map::{MapIter, MapOptions};
-pub use pool::{Pool, SubmitOptions};
+pub use pool::Pool;
+pub use submit::{SubmitAsync, SubmitOptions};
 
 pub use procpool_futures::{wait, ReturnWhen, State, WaitResult};
 pub use procpool_ipc::{ByteBuf, CodecError, CodecOp, PayloadError, Task};

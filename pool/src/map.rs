@@ -206,6 +206,9 @@ where
             }),
             time_limit: None,
             grace: None,
+            priority: 0,
+            // A map's lookahead is its own bound (`buffersize`).
+            permit: None,
         })?;
         self.in_flight.push_back(SentChunk {
             future,

@@ -1,63 +1,28 @@
 //! [`Pool`]: typed submit, stopping, shutdown and statistics.
 
-use crate::completion::Single;
 use crate::error::OsError;
 use crate::map::{MapIter, MapOptions};
-use crate::{Error, Future, PoolBuilder, Stats};
-use procpool_futures::{AbortTarget, Completer};
-use procpool_ipc::{CallFrame, CallKind, EncodeError, Task};
+use crate::{Error, PoolBuilder, Stats};
+use procpool_futures::AbortTarget;
+use procpool_ipc::Task;
 use procpool_manager::{Aborter, Config, Job, Manager, Signal};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::borrow::Borrow;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Per-call settings for [`Pool::submit_with`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SubmitOptions {
-    /// Stop the task this long after it starts; it then fails with
-    /// [`Error::TimedOut`]. Overrides the pool's limit.
-    pub time_limit: Option<Duration>,
-    /// The grace period between SIGTERM and SIGKILL when this task is
-    /// stopped. Overrides the pool's.
-    pub grace: Option<Duration>,
-}
-
-impl SubmitOptions {
-    /// No limit, the pool's grace.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// With a time limit.
-    #[must_use]
-    pub fn time_limit(mut self, limit: Duration) -> Self {
-        self.time_limit = Some(limit);
-        self
-    }
-
-    /// With a grace period.
-    #[must_use]
-    pub fn grace(mut self, grace: Duration) -> Self {
-        self.grace = Some(grace);
-        self
-    }
-}
 
 /// A pool of worker processes.
 ///
 /// Tasks are submitted by their typed [`Task`] handle and run in a worker;
-/// each submit returns a [`Future`]. Dropping the pool shuts it down and
+/// each submit returns a [`Future`](crate::Future). Dropping the pool shuts it down and
 /// waits for running tasks, like leaving CPython's `with` block: give a task
 /// that must not hang the program a time limit, or call
 /// [`terminate_workers`](Self::terminate_workers).
 ///
 /// # Differences from CPython's `ProcessPoolExecutor`
-/// - [`Future::abort`] stops a running task (SIGTERM, then SIGKILL after the
+/// - [`Future::abort`](procpool_futures::Future::abort) stops a running task (SIGTERM, then SIGKILL after the
 ///   grace period); `cancel` keeps CPython's meaning.
-/// - Per-task time limits ([`SubmitOptions::time_limit`]).
+/// - Per-task time limits ([`SubmitOptions::time_limit`](crate::SubmitOptions::time_limit)), priorities, a bounded backlog, memory limits: see [`PoolBuilder`].
 /// - A worker that dies fails only its own task with [`Error::WorkerDied`];
 ///   [`FailurePolicy::BreakPool`](crate::FailurePolicy::BreakPool) restores
 ///   CPython's broken pool.
@@ -123,83 +88,16 @@ impl Pool {
         Ok(Self { manager, aborter })
     }
 
-    /// Runs `task(args)` in a worker.
-    ///
-    /// # Errors
-    /// The arguments cannot be encoded ([`Error::Codec`]) or are larger than
-    /// a frame may be ([`Error::TooLarge`]): nothing is sent. The pool is
-    /// shut down ([`Error::ShutDown`]) or broken ([`Error::BrokenPool`]).
-    pub fn submit<A, O>(&self, task: Task<A, O>, args: impl Borrow<A>) -> Result<Future<O>, Error>
-    where
-        A: Serialize + 'static,
-        O: DeserializeOwned + Send + 'static,
-    {
-        self.submit_with(task, args, SubmitOptions::default())
-    }
-
-    /// [`submit`](Self::submit) with per-call settings.
-    ///
-    /// # Errors
-    /// As [`submit`](Self::submit).
-    pub fn submit_with<A, O>(
-        &self,
-        task: Task<A, O>,
-        args: impl Borrow<A>,
-        options: SubmitOptions,
-    ) -> Result<Future<O>, Error>
-    where
-        A: Serialize + 'static,
-        O: DeserializeOwned + Send + 'static,
-    {
-        let mut frame = CallFrame::new(task.name());
-        task.encode_args(args.borrow(), frame.payload_buf())?;
-        self.check_size(&frame, task.name())?;
-        let id = self.manager.next_job_id();
-        let completer = self.completer(id, self.manager.spin());
-        let future = completer.future();
-        self.submit_job(Job {
-            id,
-            task: task.name(),
-            kind: CallKind::Single,
-            frame,
-            completion: Box::new(Single::new(task, completer)),
-            time_limit: options.time_limit,
-            grace: options.grace,
-        })?;
-        Ok(future)
-    }
-
-    /// Refuses a call that cannot go in a frame, here rather than after it
-    /// was queued (counting the call's fields at their largest).
-    pub(crate) fn check_size(&self, frame: &CallFrame, task: &'static str) -> Result<(), Error> {
-        match frame.check_len(self.manager.max_frame_len()) {
-            Ok(()) => Ok(()),
-            Err(EncodeError::TooLong { len, limit }) => Err(Error::TooLarge {
-                task: task.to_owned(),
-                len,
-                limit,
-            }),
-            Err(e) => Err(Error::InvalidArgument(format!(
-                "task `{task}`: the call cannot be framed: {e}"
-            ))),
-        }
-    }
-
-    /// The completing side of job `id`'s future, with the abort hook that
-    /// stops the job, and how long a reader may spin for it.
-    pub(crate) fn completer<T>(&self, id: u64, spin: Duration) -> Completer<T, Error> {
-        let completer = Completer::new();
-        completer.set_abort_target(Arc::clone(&self.aborter), id);
-        completer.set_spin_hint(spin);
-        completer
-    }
-
     pub(crate) fn submit_job(&self, job: Job) -> Result<(), Error> {
         self.manager.submit(job).map_err(Error::from_refused)
     }
 
     pub(crate) fn manager(&self) -> &Manager {
         &self.manager
+    }
+
+    pub(crate) fn aborter(&self) -> &Arc<dyn AbortTarget> {
+        &self.aborter
     }
 
     /// `task` over `inputs`, results in input order, `chunksize` inputs per

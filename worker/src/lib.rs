@@ -21,6 +21,8 @@
 //!      Call { id, task, payload }  -> Registry::call -> catch_unwind(task(args))
 //!      Done { id, Output | RemoteError }   (written before the next call runs)
 //!      after max_tasks calls: Exiting(MaxTasks), exit 0
+//!      resident set over max_memory after a call: Exiting(MemoryCeiling), exit 0
+//!    an allocation fails (abort, errno ENOMEM): Aborting(OutOfMemory), SIGABRT
 //!    Shutdown or EOF: exit 0;  garbage: message on stderr, exit 2
 //! ```
 //!
@@ -69,6 +71,8 @@
 
 mod forkserver;
 mod liveness;
+#[allow(unsafe_code)] // rusage, rlimit and the SIGABRT handler, each with its SAFETY note
+mod memory;
 mod panic_capture;
 mod registry;
 mod serve;
@@ -193,6 +197,13 @@ fn serve_on(
     sys::install_signal_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
     sys::die_with_parent().map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
     liveness::watch(&results).map_err(|e| format!("cannot watch the result channel: {e}"))?;
+    memory::report_allocation_failures(&results)
+        .map_err(|e| format!("cannot watch for allocation failures: {e}"))?;
+    if let Some(bytes) = settings.memory_limit {
+        // Last, once the threads and buffers serving needs are in place.
+        memory::limit_address_space(bytes)
+            .map_err(|e| format!("cannot limit the address space to {bytes} bytes: {e}"))?;
+    }
     let calls = sys::SpinningReader { file: calls };
     Ok(serve_channel(registry, settings, calls, results))
 }

@@ -20,6 +20,14 @@ pub enum Ending {
     Shutdown,
     /// `max_tasks` calls were served; `Exiting` was sent.
     MaxTasks,
+    /// After a call, the resident set (bytes) was over the ceiling;
+    /// `Exiting` was sent.
+    MemoryCeiling {
+        /// The resident set.
+        resident: u64,
+        /// The ceiling.
+        ceiling: u64,
+    },
     /// The initializer failed; `Exiting` with the cause was sent.
     InitializerFailed(RemoteError),
     /// The call channel carried something that is not the protocol.
@@ -34,7 +42,7 @@ impl Ending {
     /// channel.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Self::ChannelClosed | Self::Shutdown | Self::MaxTasks => 0,
+            Self::ChannelClosed | Self::Shutdown | Self::MaxTasks | Self::MemoryCeiling { .. } => 0,
             Self::InitializerFailed(_) => 3,
             Self::Protocol(_) => 2,
             Self::Io(_) => 1,
@@ -48,6 +56,10 @@ impl fmt::Display for Ending {
             Self::ChannelClosed => f.write_str("the call channel closed"),
             Self::Shutdown => f.write_str("the parent asked it to shut down"),
             Self::MaxTasks => f.write_str("it served its maximum number of tasks"),
+            Self::MemoryCeiling { resident, ceiling } => write!(
+                f,
+                "its resident memory ({resident} bytes) is over the ceiling of {ceiling} bytes"
+            ),
             Self::InitializerFailed(e) => write!(f, "its initializer failed: {}", e.message),
             Self::Protocol(e) => write!(f, "protocol violation on the call channel: {e}"),
             Self::Io(e) => write!(f, "the result channel failed: {e}"),
@@ -137,6 +149,16 @@ pub fn serve_channel<R: Read, W: Write>(
                 .map(|e| unsendable(call.task, call.kind, e)),
             Err(e) => Some(e),
         };
+        served += 1;
+        let ending = if settings.max_tasks == Some(served) {
+            Some(Ending::MaxTasks)
+        } else {
+            settings.max_memory.and_then(|ceiling| {
+                let resident = crate::memory::resident_over(ceiling)?;
+                Some(Ending::MemoryCeiling { resident, ceiling })
+            })
+        };
+        let writing = crate::memory::FrameInProgress::start();
         if let Some(error) = failure {
             let message = FromWorker::Done(Done {
                 id: call.id,
@@ -148,10 +170,15 @@ pub fn serve_channel<R: Read, W: Write>(
         } else if let Err(e) = out.write_frame(done.bytes()) {
             return Ending::Io(e);
         }
-        served += 1;
-        let last = settings.max_tasks == Some(served);
-        if last {
-            if let Err(e) = out.queue(&FromWorker::Exiting(ExitReason::MaxTasks)) {
+        let exiting = match ending {
+            Some(Ending::MaxTasks) => Some(ExitReason::MaxTasks),
+            Some(Ending::MemoryCeiling { resident, ceiling }) => {
+                Some(ExitReason::MemoryCeiling { resident, ceiling })
+            }
+            _ => None,
+        };
+        if let Some(reason) = exiting {
+            if let Err(e) = out.queue(&FromWorker::Exiting(reason)) {
                 return Ending::Io(io::Error::new(io::ErrorKind::InvalidData, e));
             }
         }
@@ -162,8 +189,9 @@ pub fn serve_channel<R: Read, W: Write>(
         if let Err(e) = out.flush() {
             return Ending::Io(e);
         }
-        if last {
-            return Ending::MaxTasks;
+        drop(writing);
+        if let Some(ending) = ending {
+            return ending;
         }
     }
 }

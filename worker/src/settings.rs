@@ -18,6 +18,11 @@ pub struct Settings {
     pub initializer: Option<(String, Vec<u8>)>,
     /// The frame limit for both directions.
     pub max_frame_len: usize,
+    /// After a call that leaves the resident set above this many bytes, say
+    /// `Exiting(MemoryCeiling)` and exit (`max_memory_per_child`).
+    pub max_memory: Option<u64>,
+    /// The address-space limit (`RLIMIT_AS`) in bytes, set before serving.
+    pub memory_limit: Option<u64>,
 }
 
 impl Default for Settings {
@@ -26,6 +31,8 @@ impl Default for Settings {
             max_tasks: None,
             initializer: None,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            max_memory: None,
+            memory_limit: None,
         }
     }
 }
@@ -57,11 +64,13 @@ pub(crate) enum Role {
 
 /// Every variable of the worker contract, removed from the environment once
 /// read.
-const VARIABLES: [&str; 6] = [
+const VARIABLES: [&str; 8] = [
     env::WORKER,
     env::FORKSERVER,
     env::MAX_TASKS,
     env::MAX_FRAME_LEN,
+    env::MAX_MEMORY,
+    env::MEMORY_LIMIT,
     env::INITIALIZER,
     env::INITIALIZER_ARGS,
 ];
@@ -109,6 +118,8 @@ impl Settings {
             max_tasks: number::<u64>(env::MAX_TASKS)?.filter(|&n| n > 0),
             initializer,
             max_frame_len: number(env::MAX_FRAME_LEN)?.unwrap_or(DEFAULT_MAX_FRAME_LEN),
+            max_memory: number::<u64>(env::MAX_MEMORY)?.filter(|&n| n > 0),
+            memory_limit: number::<u64>(env::MEMORY_LIMIT)?.filter(|&n| n > 0),
         })
     }
 

@@ -96,6 +96,7 @@ fn read_all(bytes: &[u8]) -> Vec<Out> {
                 },
             ),
             FromWorker::Exiting(r) => Out::Exiting(r),
+            FromWorker::Aborting(cause) => panic!("serve_channel never aborts: {cause}"),
         });
     }
     out

@@ -39,7 +39,7 @@ use std::time::Duration;
 
 use procfs::process::{all_processes, Process, Stat, Status};
 use procfs::{Current, CurrentSI, KernelStats, LoadAverage};
-use procpool::{ByteBuf, Error, Future, Pool, Registry, SubmitOptions, Task};
+use procpool::{ByteBuf, Error, Future, Pool, PoolBuilder, Registry, SubmitOptions, Task};
 use serde_json::{json, Map, Value};
 
 const EXECUTOR: &str = "procpool";
@@ -463,9 +463,17 @@ fn make_pool(grace: Option<Duration>) -> R<Pool> {
     make_pool_with(grace, 0)
 }
 
-/// A pool of [`WORKERS`], `prestart` of them started with it.
-fn make_pool_with(grace: Option<Duration>, prestart: usize) -> R<Pool> {
-    let mut b = Pool::builder().max_workers(WORKERS).prestart(prestart);
+/// A pool of [`WORKERS`], `min_workers` of them started with it.
+fn make_pool_with(grace: Option<Duration>, min_workers: usize) -> R<Pool> {
+    make_configured_pool(grace, |b| b.min_workers(min_workers))
+}
+
+/// A pool of [`WORKERS`] with what `configure` adds to the builder.
+fn make_configured_pool(
+    grace: Option<Duration>,
+    configure: impl FnOnce(PoolBuilder) -> PoolBuilder,
+) -> R<Pool> {
+    let mut b = configure(Pool::builder().max_workers(WORKERS));
     // PROCPOOL_BENCH_SPIN_US overrides the spin budget (0 = always block), to
     // compare a scenario with spinning off.
     if let Some(us) = std::env::var("PROCPOOL_BENCH_SPIN_US")
@@ -528,6 +536,7 @@ fn pool_stats(pool: &Pool) -> Value {
         "failed": s.failed,
         "cancelled": s.cancelled,
         "timed_out": s.timed_out,
+        "submits_waited": s.submits_waited,
     })
 }
 
@@ -535,7 +544,7 @@ fn pool_stats(pool: &Pool) -> Value {
 
 fn sc_startup() -> R<()> {
     // The pool as a user who wants the first result soon builds it: one
-    // worker prestarted (it boots while the caller builds the submit). The
+    // worker started with the pool (it boots while the caller builds the submit). The
     // default (workers on demand) is measured after, as `on_demand_*`.
     let t0 = now();
     let pool = make_pool_with(None, 1)?;
@@ -547,12 +556,12 @@ fn sc_startup() -> R<()> {
     let mut again = vec![];
     let mut on_demand = vec![];
     for round in 0..10 {
-        let prestart = if round % 2 == 0 { 1 } else { 0 };
+        let min_workers = if round % 2 == 0 { 1 } else { 0 };
         let t2 = now();
-        let p = make_pool_with(None, prestart)?;
+        let p = make_pool_with(None, min_workers)?;
         wait(&submit(&p, NOOP, ())?, 25.0)?;
         let took = now() - t2;
-        if prestart == 1 {
+        if min_workers == 1 {
             again.push(took);
         } else {
             on_demand.push(took);
@@ -570,7 +579,7 @@ fn sc_startup() -> R<()> {
             "repeat_min_ms": ms(fmin(&again)),
             "on_demand_repeat_median_ms": ms(median(&on_demand)),
             "on_demand_repeat_min_ms": ms(fmin(&on_demand)),
-            "construct_note": "Pool::builder().max_workers(2).prestart(1).build() starts the manager thread and one worker; on_demand_*: without prestart (the default), workers start at the first submit",
+            "construct_note": "Pool::builder().max_workers(2).min_workers(1).build() starts the manager thread and one worker; on_demand_*: without min_workers (the default), workers start at the first submit",
         }),
     );
     merge(&mut extra, close_summary(&known));
@@ -670,9 +679,23 @@ fn pilot_n(rate: f64, full: usize, target_s: f64, floor: usize) -> usize {
     (full as f64).min((floor as f64).max(rate * target_s)) as usize
 }
 
-fn submit_and_collect(pool: &Pool, n: usize) -> R<f64> {
+/// How a throughput_submit variant submits its i-th task.
+type SubmitNth = fn(&Pool, usize) -> R<Future<()>>;
+
+fn submit_plain(pool: &Pool, _: usize) -> R<Future<()>> {
+    submit(pool, NOOP, ())
+}
+
+/// Priorities 0 to 3 in turn: four levels in use at once.
+fn submit_ranked(pool: &Pool, i: usize) -> R<Future<()>> {
+    let priority = i32::try_from(i % 4).unwrap_or(0);
+    pool.submit_with(NOOP, (), SubmitOptions::new().priority(priority))
+        .map_err(|e| format!("submit noop: {}", err_name(&e)))
+}
+
+fn submit_and_collect(pool: &Pool, n: usize, submit_nth: SubmitNth) -> R<f64> {
     let t0 = now();
-    let fs: Vec<Future<()>> = (0..n).map(|_| submit(pool, NOOP, ())).collect::<R<_>>()?;
+    let fs: Vec<Future<()>> = (0..n).map(|i| submit_nth(pool, i)).collect::<R<_>>()?;
     for f in &fs {
         wait(f, 30.0)?;
     }
@@ -680,15 +703,45 @@ fn submit_and_collect(pool: &Pool, n: usize) -> R<f64> {
 }
 
 fn sc_throughput_submit() -> R<()> {
+    throughput_submit("throughput_submit", |b| b, submit_plain, "")
+}
+
+/// throughput_submit through a bounded backlog of 1 000: the submitter
+/// waits for room most of the time (procpool's own; no peer has it).
+fn sc_throughput_submit_backlog() -> R<()> {
+    throughput_submit(
+        "throughput_submit_backlog",
+        |b| b.max_pending(1000),
+        submit_plain,
+        "max_pending(1000): submit blocks while 1 000 wait",
+    )
+}
+
+/// throughput_submit with four priorities in turn (procpool's own).
+fn sc_throughput_submit_priority() -> R<()> {
+    throughput_submit(
+        "throughput_submit_priority",
+        |b| b,
+        submit_ranked,
+        "priorities 0..3 in turn",
+    )
+}
+
+fn throughput_submit(
+    name: &str,
+    configure: fn(PoolBuilder) -> PoolBuilder,
+    submit_nth: SubmitNth,
+    variant: &str,
+) -> R<()> {
     let (full, target_s) = (20000usize, 12.0);
-    let pool = make_pool(None)?;
+    let pool = make_configured_pool(None, configure)?;
     let pids = warm(&pool)?;
     // pilot (also a warm-up): scale down only if 20 000 would take > 12 s
     let pn = 500;
-    let rate = pn as f64 / submit_and_collect(&pool, pn)?;
+    let rate = pn as f64 / submit_and_collect(&pool, pn, submit_nth)?;
     let n = pilot_n(rate, full, target_s, 1000);
     let t0 = now();
-    let fs: Vec<Future<()>> = (0..n).map(|_| submit(&pool, NOOP, ())).collect::<R<_>>()?;
+    let fs: Vec<Future<()>> = (0..n).map(|i| submit_nth(&pool, i)).collect::<R<_>>()?;
     let t_sub = now();
     for f in &fs {
         wait(f, 30.0)?;
@@ -707,9 +760,12 @@ fn sc_throughput_submit() -> R<()> {
             "stats": pool_stats(&pool),
         }),
     );
+    if !variant.is_empty() {
+        extra.insert("variant".into(), json!(variant));
+    }
     merge(&mut extra, close(pool, &pids, 10.0));
     emit(
-        "throughput_submit",
+        name,
         json!(round(n as f64 / dt, 1)),
         "tasks/s",
         Value::Object(extra),
@@ -1106,12 +1162,18 @@ fn sc_rss_per_worker() -> R<()> {
 
 type ScFn = fn() -> R<()>;
 
+/// Scenarios of procpool's own features, with no counterpart in the shared
+/// harness (`SCENARIOS.md`): `run` leaves them out unless named.
+const OWN_SCENARIOS: [&str; 2] = ["throughput_submit_backlog", "throughput_submit_priority"];
+
 fn scenarios() -> Vec<(&'static str, ScFn)> {
     vec![
         ("startup", sc_startup as ScFn),
         ("latency", sc_latency),
         ("latency_gapped", sc_latency_gapped),
         ("throughput_submit", sc_throughput_submit),
+        ("throughput_submit_backlog", sc_throughput_submit_backlog),
+        ("throughput_submit_priority", sc_throughput_submit_priority),
         ("throughput_map", sc_throughput_map),
         ("payload", sc_payload),
         ("cancel_running", sc_cancel_running),
@@ -1390,7 +1452,12 @@ fn run_main(scenario_list: Option<&str>, repeat: usize, limit: f64) {
             .filter(|x| !x.is_empty())
             .map(String::from)
             .collect(),
-        None => all.iter().map(|s| s.0.to_string()).collect(),
+        // The shared scenarios: procpool's own variants run only by name.
+        None => all
+            .iter()
+            .map(|s| s.0.to_string())
+            .filter(|name| !OWN_SCENARIOS.contains(&name.as_str()))
+            .collect(),
     };
     for s in &scs {
         if !all.iter().any(|a| a.0 == s) {

@@ -14,6 +14,8 @@
 //! | `close-output`     | at its first call, closes its stdout and keeps running        |
 //! | `exiting-linger`   | answers its first call, says `Exiting`, then never exits      |
 //! | `lying-exit`       | at its first call, says `Exiting` without answering, lingers  |
+//! | `lying-ceiling`    | answers its first call, says `Exiting(MemoryCeiling)`, lingers |
+//! | `abort-linger`     | at its first call, says `Aborting(OutOfMemory)`, never dies   |
 //! | `zst-bomb`         | answers every call with an output announcing 2^62 elements    |
 //! | `exit-on-call`     | exits 1 at every call                                         |
 //! | `serve`            | serves correctly (a control)                                  |
@@ -22,7 +24,8 @@
 //! a test waits for: the pool must not wait for it.
 
 use procpool_ipc::{
-    encode_value, Done, ExitReason, FrameBuf, FrameReader, FromWorker, Hello, Outcome, ToWorker,
+    encode_value, AbortCause, Done, ExitReason, FrameBuf, FrameReader, FromWorker, Hello, Outcome,
+    ToWorker,
 };
 use std::io::Write;
 use std::os::fd::FromRawFd;
@@ -110,6 +113,22 @@ fn main() {
             }
             "lying-exit" => {
                 send(&mut out, &frame(&FromWorker::Exiting(ExitReason::MaxTasks)));
+                linger()
+            }
+            "lying-ceiling" => {
+                send(&mut out, &done);
+                let reason = ExitReason::MemoryCeiling {
+                    resident: 1 << 40,
+                    ceiling: 1 << 20,
+                };
+                send(&mut out, &frame(&FromWorker::Exiting(reason)));
+                linger()
+            }
+            "abort-linger" => {
+                send(
+                    &mut out,
+                    &frame(&FromWorker::Aborting(AbortCause::OutOfMemory)),
+                );
                 linger()
             }
             "exiting-linger" => {

@@ -35,6 +35,8 @@ impl EventLoop {
             let Some(mut work) = self.sched.pop() else {
                 break;
             };
+            // Out of the queue: its place in the backlog is free.
+            drop(work.permit.take());
             if let Err(names) = self.sched.tasks().check(work.task) {
                 let message = format!("no task `{}` in this worker (it has: {names})", work.task);
                 let error = RemoteError::new(RemoteErrorKind::UnknownTask, message);

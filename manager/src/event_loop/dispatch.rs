@@ -5,8 +5,9 @@
 use crate::job::Work;
 use crate::slot::WorkerSlot;
 use rustc_hash::FxHashMap;
-use std::collections::VecDeque;
-use std::time::Duration;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
 
 /// A worker takes jobs into its window (beyond the one it runs) only while
 /// the expected run time of what it already holds stays under this: a short
@@ -78,65 +79,161 @@ pub(crate) fn least_loaded(
 }
 
 /// The queue and the idle workers.
+///
+/// Pending jobs wait by priority, highest first, and in arrival order
+/// within one. Priority 0, the default, has a queue of its own, so that a
+/// pool that never uses priorities pays for a `VecDeque` and nothing more;
+/// the other levels live in a map, each level only while it holds a job.
 #[derive(Default)]
 pub(crate) struct Scheduler {
+    /// Pending jobs of priority 0.
     pending: VecDeque<Work>,
-    /// Ready workers with nothing to run, most recently freed last: the
-    /// warmest is picked first.
-    idle: Vec<usize>,
+    /// Pending jobs of other priorities, the highest first.
+    ranked: BTreeMap<Reverse<i32>, VecDeque<Work>>,
+    ranked_len: usize,
+    /// A job of a priority other than 0 was ever submitted (the stats then
+    /// report the levels).
+    ranks_used: bool,
+    /// Ready workers with nothing to run, and since when, most recently
+    /// freed last: the warmest is picked first, the coldest retired first.
+    idle: Vec<(usize, Instant)>,
     costs: Costs,
     tasks: KnownTasks,
 }
 
+/// Where the next pending job is.
+#[derive(Clone, Copy)]
+enum Level {
+    Default,
+    Ranked(i32),
+}
+
 impl Scheduler {
-    /// A new job, behind the others.
+    /// A new job, behind the others of its priority.
     pub(crate) fn submit(&mut self, work: Work) {
-        self.pending.push_back(work);
+        self.queue_of(work.priority).push_back(work);
     }
 
-    /// A job that was sent to a worker which will not run it: first in line.
+    /// A job that was sent to a worker which will not run it: first in line
+    /// among its priority.
     pub(crate) fn requeue(&mut self, work: Work) {
-        self.pending.push_front(work);
+        self.queue_of(work.priority).push_front(work);
+    }
+
+    fn queue_of(&mut self, priority: i32) -> &mut VecDeque<Work> {
+        if priority == 0 {
+            return &mut self.pending;
+        }
+        self.ranks_used = true;
+        self.ranked_len += 1;
+        self.ranked.entry(Reverse(priority)).or_default()
+    }
+
+    /// The level the next job comes from: a higher one than 0 first, then
+    /// 0, then the lower ones.
+    fn first_level(&self) -> Option<Level> {
+        let top = self.ranked.keys().next().map(|Reverse(p)| *p);
+        match top {
+            Some(p) if p > 0 => Some(Level::Ranked(p)),
+            _ if !self.pending.is_empty() => Some(Level::Default),
+            Some(p) => Some(Level::Ranked(p)),
+            None => None,
+        }
     }
 
     pub(crate) fn front(&self) -> Option<&Work> {
-        self.pending.front()
+        match self.first_level()? {
+            Level::Default => self.pending.front(),
+            Level::Ranked(p) => self.ranked.get(&Reverse(p))?.front(),
+        }
     }
 
     pub(crate) fn pop(&mut self) -> Option<Work> {
-        self.pending.pop_front()
+        match self.first_level()? {
+            Level::Default => self.pending.pop_front(),
+            Level::Ranked(p) => self.take_ranked(p, |queue| queue.pop_front()),
+        }
+    }
+
+    /// Takes a job out of level `p` with `take`, dropping the level once
+    /// empty.
+    fn take_ranked(
+        &mut self,
+        p: i32,
+        take: impl FnOnce(&mut VecDeque<Work>) -> Option<Work>,
+    ) -> Option<Work> {
+        let queue = self.ranked.get_mut(&Reverse(p))?;
+        let work = take(queue)?;
+        if queue.is_empty() {
+            self.ranked.remove(&Reverse(p));
+        }
+        self.ranked_len -= 1;
+        Some(work)
     }
 
     /// Takes the pending job `id` out of the queue.
     pub(crate) fn remove(&mut self, id: u64) -> Option<Work> {
-        let at = self.pending.iter().position(|w| w.id == id)?;
-        self.pending.remove(at)
+        if let Some(at) = self.pending.iter().position(|w| w.id == id) {
+            return self.pending.remove(at);
+        }
+        let (p, at) = self
+            .ranked
+            .iter()
+            .find_map(|(Reverse(p), queue)| Some((*p, queue.iter().position(|w| w.id == id)?)))?;
+        self.take_ranked(p, |queue| queue.remove(at))
     }
 
-    /// Takes every pending job.
+    /// Takes every pending job, in the order they would have run.
     pub(crate) fn drain(&mut self) -> VecDeque<Work> {
-        std::mem::take(&mut self.pending)
+        let mut all = VecDeque::with_capacity(self.pending());
+        while let Some(work) = self.pop() {
+            all.push_back(work);
+        }
+        all
     }
 
     pub(crate) fn pending(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.ranked_len
+    }
+
+    /// Pending jobs per priority, highest first; `None` while every job
+    /// ever submitted had priority 0.
+    pub(crate) fn pending_by_priority(&self) -> Option<Vec<(i32, usize)>> {
+        if !self.ranks_used {
+            return None;
+        }
+        let mut levels: Vec<(i32, usize)> = self
+            .ranked
+            .iter()
+            .map(|(Reverse(p), queue)| (*p, queue.len()))
+            .collect();
+        if !self.pending.is_empty() {
+            let at = levels.partition_point(|&(p, _)| p > 0);
+            levels.insert(at, (0, self.pending.len()));
+        }
+        Some(levels)
     }
 
     /// Marks `slot` idle (once).
     pub(crate) fn set_idle(&mut self, slot: usize) {
-        if !self.idle.contains(&slot) {
-            self.idle.push(slot);
+        if !self.idle.iter().any(|&(s, _)| s == slot) {
+            self.idle.push((slot, Instant::now()));
         }
     }
 
     /// Forgets `slot` as idle.
     pub(crate) fn set_busy(&mut self, slot: usize) {
-        self.idle.retain(|&s| s != slot);
+        self.idle.retain(|&(s, _)| s != slot);
     }
 
     /// The warmest idle worker, no longer idle.
     pub(crate) fn take_idle(&mut self) -> Option<usize> {
-        self.idle.pop()
+        self.idle.pop().map(|(slot, _)| slot)
+    }
+
+    /// The idle worker idle the longest, and since when.
+    pub(crate) fn coldest_idle(&self) -> Option<(usize, Instant)> {
+        self.idle.first().copied()
     }
 
     pub(crate) fn idle(&self) -> usize {
@@ -309,6 +406,63 @@ mod tests {
         tasks.announce(vec!["nope".into()]);
         assert_eq!(tasks.check("nope"), Ok(()));
         assert_eq!(tasks.check("square"), Err("nope".into()));
+    }
+
+    struct Nothing;
+
+    impl crate::job::Completion for Nothing {
+        fn set_running(&mut self) -> bool {
+            true
+        }
+        fn finish(self: Box<Self>, _: Result<procpool_ipc::Payload, crate::Failure>) {}
+        fn cancel(self: Box<Self>) {}
+    }
+
+    fn work(id: u64, priority: i32) -> Work {
+        let job = crate::Job {
+            id,
+            task: "t",
+            kind: procpool_ipc::CallKind::Single,
+            frame: procpool_ipc::CallFrame::new("t"),
+            completion: Box::new(Nothing),
+            time_limit: None,
+            grace: None,
+            priority,
+            permit: None,
+        };
+        Work::new(job, Duration::ZERO, None)
+    }
+
+    fn ids(s: &mut Scheduler) -> Vec<u64> {
+        s.drain().into_iter().map(|w| w.id).collect()
+    }
+
+    #[test]
+    fn pending_jobs_leave_by_priority_then_in_arrival_order() {
+        let mut s = Scheduler::default();
+        for (id, priority) in [(1, 0), (2, 5), (3, -1), (4, 5), (5, 0), (6, 9)] {
+            s.submit(work(id, priority));
+        }
+        assert_eq!(s.pending(), 6);
+        assert_eq!(
+            s.pending_by_priority(),
+            Some(vec![(9, 1), (5, 2), (0, 2), (-1, 1)])
+        );
+        assert_eq!(s.front().map(|w| w.id), Some(6));
+        assert_eq!(s.remove(4).map(|w| w.id), Some(4));
+        s.requeue(work(7, 5));
+        assert_eq!(ids(&mut s), vec![6, 7, 2, 1, 5, 3]);
+        assert_eq!(s.pending(), 0);
+        assert_eq!(s.pending_by_priority(), Some(vec![]));
+    }
+
+    #[test]
+    fn a_pool_without_priorities_reports_no_levels() {
+        let mut s = Scheduler::default();
+        s.submit(work(1, 0));
+        s.requeue(work(2, 0));
+        assert_eq!(s.pending_by_priority(), None);
+        assert_eq!(ids(&mut s), vec![2, 1]);
     }
 
     #[test]

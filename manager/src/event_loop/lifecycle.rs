@@ -8,7 +8,7 @@
 //! against the pool). After each failure, starts wait for a back-off that
 //! doubles per failure in a row; a completed task ends the row; after
 //! `max_failures_in_a_row` the pool breaks with the last cause. Workers are
-//! started only while there is work for them (or to keep `prestart` of them),
+//! started only while there is work for them (or to keep `min_workers` of them),
 //! so a pool whose workers cannot live does not spin while idle.
 
 use super::settle::End;
@@ -23,6 +23,7 @@ use crate::stats::Gauges;
 use crate::Failure;
 use mio::unix::SourceFd;
 use mio::Interest;
+use procpool_ipc::AbortCause;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
@@ -35,7 +36,7 @@ const REAP_RETRY: Duration = Duration::from_millis(2);
 impl EventLoop {
     /// Starts workers while there is work for them: the pending jobs that no
     /// idle or starting worker will take, up to `max_workers`, and at least
-    /// `prestart` workers. After a failure, one at a time once its back-off
+    /// `min_workers` workers. After a failure, one at a time once its back-off
     /// is over.
     pub(super) fn start_as_needed(&mut self) {
         if self.broken.is_some() || (self.shutting_down && self.sched.pending() == 0) {
@@ -60,7 +61,7 @@ impl EventLoop {
             .pending()
             .saturating_sub(self.sched.idle() + starting);
         if !self.shutting_down {
-            wanted = wanted.max(self.config.prestart.saturating_sub(alive));
+            wanted = wanted.max(self.config.min_workers.saturating_sub(alive));
         }
         if self.failures_in_a_row > 0 {
             // Probe with one worker; more once one has completed a task.
@@ -286,13 +287,21 @@ impl EventLoop {
         } else {
             log::warn!("procpool: worker {} died unexpectedly ({exit})", w.pid);
         }
-        if !self.shutting_down || self.sched.pending() > 0 {
+        if !w.idle_exit && (!self.shutting_down || self.sched.pending() > 0) {
             Gauges::bump(&self.gauges.workers_replaced);
         }
-        let failure = w
-            .failure
-            .take()
-            .unwrap_or(Failure::WorkerDied { pid: w.pid, exit });
+        let failure = w.failure.take().unwrap_or(match (w.aborting, exit) {
+            // It said why before it died, and died as it said.
+            (Some(AbortCause::OutOfMemory), ExitInfo::Signal(signal))
+                if signal.number() == libc::SIGABRT =>
+            {
+                Failure::OutOfMemory {
+                    pid: w.pid,
+                    limit: self.config.memory_limit,
+                }
+            }
+            _ => Failure::WorkerDied { pid: w.pid, exit },
+        });
         let breach = matches!(failure, Failure::Protocol { .. });
         // Killed on purpose to stop a job, or told to exit: not a failure.
         let deliberate = w.orderly_exit || (w.killed && !breach);
@@ -303,6 +312,9 @@ impl EventLoop {
         let counts = !deliberate && !breach && w.served == 0 && head.is_none();
         let description = format!("worker {} {}", w.pid, describe(&failure));
         if let Some(head) = head {
+            if matches!(failure, Failure::OutOfMemory { .. }) {
+                Gauges::bump(&self.gauges.out_of_memory);
+            }
             if head.stop.is_none()
                 && head.completion.is_some()
                 && self.config.failure_policy == FailurePolicy::BreakPool

@@ -15,10 +15,12 @@
 //! | `results`   | receiving: bounded reads, frames, the protocol's rules      |
 //! | `settle`    | the one path from a job's end to its future                 |
 //! | `lifecycle` | starting, installing, reaping, replacing, back-off, breaking |
+//! | `idle`      | retiring workers idle past the idle timeout                 |
 //! | `stopping`  | aborts, time limits, shutdown, terminate and kill           |
 
 mod calls;
 mod dispatch;
+mod idle;
 mod lifecycle;
 mod results;
 mod settle;
@@ -62,6 +64,11 @@ pub(crate) struct EventLoop {
     failures_in_a_row: u32,
     /// After a failure, no worker starts before this.
     starts_resume_at: Option<Instant>,
+    /// When the coldest idle worker reaches the idle timeout (see `idle`).
+    idle_check_at: Option<Instant>,
+    /// Told once the workers the pool starts with are started (`build`
+    /// returns then).
+    started_signal: Option<std::sync::mpsc::SyncSender<()>>,
     /// Whether the pool's first start (which waits for the fork server) is
     /// done.
     first_start_done: bool,
@@ -89,13 +96,19 @@ pub(crate) struct EventLoop {
 }
 
 impl EventLoop {
+    /// Has the loop tell `signal` once the pool's first workers are started.
+    pub(crate) fn signal_when_started(&mut self, signal: std::sync::mpsc::SyncSender<()>) {
+        self.started_signal = Some(signal);
+    }
+
     /// The loop for a pool with `config`, and the two things callers share
     /// with it: its mailbox and its gauges.
     pub(crate) fn new(mut config: Config) -> io::Result<(Self, Arc<Mailbox>, Arc<Gauges>)> {
         config.max_workers = config.max_workers.max(1);
         let poll = Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), Source::Waker.token())?;
-        let mailbox = Arc::new(Mailbox::new(waker));
+        let backlog = config.max_pending.map(crate::backlog::Backlog::new);
+        let mailbox = Arc::new(Mailbox::new(waker, backlog));
         let gauges = Arc::new(Gauges::default());
         let launcher = Arc::new(Launcher::new(config.clone()));
         let timers = Timers::new(poll.registry());
@@ -113,6 +126,8 @@ impl EventLoop {
             next_serial: 0,
             failures_in_a_row: 0,
             starts_resume_at: None,
+            idle_check_at: None,
+            started_signal: None,
             first_start_done: false,
             shutting_down: false,
             killing_all: false,
@@ -132,14 +147,22 @@ impl EventLoop {
     /// reaped.
     pub(crate) fn run(mut self) {
         let mut events = Events::with_capacity(256);
-        // Prestarted workers boot while the caller builds its first submit.
-        self.start_workers(self.config.prestart.min(self.config.max_workers));
+        if let Some(backlog) = self.mailbox.backlog() {
+            backlog.set_manager_thread(std::thread::current().id());
+        }
+        // The minimum of workers is there before the first submit.
+        self.start_workers(self.config.min_workers.min(self.config.max_workers));
+        if let Some(signal) = self.started_signal.take() {
+            self.publish_stats();
+            let _ = signal.send(());
+        }
         loop {
             let timeout = if self.unread.is_empty() {
                 let next = [
                     self.timers.next(),
                     self.stop_running_at,
                     self.starts_resume_at,
+                    self.idle_check_at,
                 ]
                 .into_iter()
                 .flatten()
@@ -172,6 +195,9 @@ impl EventLoop {
             self.fire_timers();
             self.dispatch();
             self.retire_if_done();
+            if self.config.idle_timeout.is_some() {
+                self.retire_idle_workers();
+            }
             self.start_as_needed();
             self.publish_stats();
             if self.finished() {
@@ -287,6 +313,9 @@ impl EventLoop {
             .workers_idle
             .store(self.sched.idle(), Ordering::Relaxed);
         gauges.queued.store(self.sched.pending(), Ordering::Relaxed);
+        if let Some(levels) = self.sched.pending_by_priority() {
+            *gauges.by_priority.lock() = Some(levels);
+        }
         gauges.running.store(in_flight, Ordering::Relaxed);
     }
 }

@@ -5,8 +5,11 @@ use super::settle::End;
 use super::timers::Deadline;
 use super::EventLoop;
 use crate::slot::Phase;
+use crate::stats::Gauges;
 use crate::Failure;
-use procpool_ipc::{ExitReason, FromWorker, Hello, Outcome, Payload, ReadStatus, RemoteError};
+use procpool_ipc::{
+    AbortCause, ExitReason, FromWorker, Hello, Outcome, Payload, ReadStatus, RemoteError,
+};
 use std::io;
 use std::ops::Range;
 use std::time::Instant;
@@ -32,6 +35,7 @@ enum Message {
     Output { id: u64, payload: Option<Payload> },
     Error { id: u64, error: RemoteError },
     Exiting(ExitReason),
+    Aborting(AbortCause),
     Garbage(String),
 }
 
@@ -112,6 +116,7 @@ impl EventLoop {
                     Outcome::Error(error) => Message::Error { id: done.id, error },
                 },
                 Ok(FromWorker::Exiting(reason)) => Message::Exiting(reason),
+                Ok(FromWorker::Aborting(cause)) => Message::Aborting(cause),
                 Err(e) => Message::Garbage(e.to_string()),
             };
             self.on_message(slot, message);
@@ -120,6 +125,7 @@ impl EventLoop {
 
     fn on_message(&mut self, slot: usize, message: Message) {
         let max_tasks = self.config.max_tasks_per_child;
+        let ceiling = self.config.max_memory_per_child;
         let Some(w) = self.worker(slot) else { return };
         if w.said_exiting {
             return self.breach(slot, "it sent a frame after saying it was exiting".into());
@@ -157,12 +163,16 @@ impl EventLoop {
             }
             Message::Exiting(reason) => {
                 // A worker exits on its own only after its last task of
-                // `max_tasks_per_child`, or when its initializer failed (the
+                // `max_tasks_per_child`, after a task that left it over the
+                // memory ceiling, or when its initializer failed (the
                 // manager never sends `Shutdown`): anything else would have
                 // its jobs requeued for ever by workers that run none.
                 let truthful = match &reason {
                     ExitReason::MaxTasks => max_tasks == Some(w.served),
                     ExitReason::InitializerFailed(_) => w.served == 0,
+                    ExitReason::MemoryCeiling { ceiling: said, .. } => {
+                        ceiling == Some(*said) && w.served > 0
+                    }
                     _ => false,
                 };
                 if !truthful {
@@ -180,9 +190,26 @@ impl EventLoop {
                 self.requeue_all(slot);
                 self.timers
                     .arm(self.config.exit_timeout, slot, serial, Deadline::Exit);
-                if let ExitReason::InitializerFailed(e) = reason {
-                    self.break_pool(e.message, None);
+                match reason {
+                    ExitReason::InitializerFailed(e) => self.break_pool(e.message, None),
+                    ExitReason::MemoryCeiling { .. } => {
+                        Gauges::bump(&self.gauges.recycled_for_memory);
+                    }
+                    _ => {}
                 }
+            }
+            Message::Aborting(cause) => {
+                // It dies next (by SIGABRT); what it ran fails with the
+                // cause when it is reaped. Nothing may follow, and it gets
+                // no more calls.
+                log::warn!("procpool: worker {} is aborting: {cause}", w.pid);
+                w.said_exiting = true;
+                w.aborting = Some(cause);
+                w.phase = Phase::Retiring;
+                let serial = w.serial;
+                self.sched.set_busy(slot);
+                self.timers
+                    .arm(self.config.exit_timeout, slot, serial, Deadline::Exit);
             }
         }
     }

@@ -39,6 +39,14 @@ fn settings(config: &Config, forkserver: bool) -> Vec<(&'static str, Option<Stri
             config.max_tasks_per_child.map(|n| n.to_string()),
         ),
         (
+            env::MAX_MEMORY,
+            config.max_memory_per_child.map(|n| n.to_string()),
+        ),
+        (
+            env::MEMORY_LIMIT,
+            config.memory_limit.map(|n| n.to_string()),
+        ),
+        (
             env::INITIALIZER,
             config.initializer.as_ref().map(|(name, _)| name.clone()),
         ),
@@ -64,10 +72,22 @@ fn c_string(bytes: Vec<u8>, what: &str) -> io::Result<CString> {
 /// The command that starts the worker program (`forkserver`: as the fork
 /// server) as `config` says, and the program's path for messages.
 pub(crate) fn spawn_spec(config: &Config, forkserver: bool) -> io::Result<(SpawnSpec, PathBuf)> {
-    let program = program(config)?;
-    let mut vars: BTreeMap<OsString, OsString> = std::env::vars_os().collect();
+    let mut program = program(config)?;
+    if config.cwd.is_some() && program.is_relative() && program.components().count() > 1 {
+        // `bin/worker` names a file from here, not from the workers'
+        // directory; a bare name is still looked up in PATH.
+        program = std::path::absolute(&program)?;
+    }
+    let mut vars: BTreeMap<OsString, OsString> = if config.env_clear {
+        BTreeMap::new()
+    } else {
+        std::env::vars_os().collect()
+    };
     for (key, value) in &config.env {
-        vars.insert(key.clone(), value.clone());
+        match value {
+            Some(value) => vars.insert(key.clone(), value.clone()),
+            None => vars.remove(key),
+        };
     }
     for (key, value) in settings(config, forkserver) {
         match value {
@@ -96,6 +116,11 @@ pub(crate) fn spawn_spec(config: &Config, forkserver: bool) -> io::Result<(Spawn
         )?,
         argv,
         envp,
+        cwd: config
+            .cwd
+            .as_ref()
+            .map(|dir| c_string(dir.as_os_str().as_bytes().to_vec(), "the working directory"))
+            .transpose()?,
     };
     Ok((spec, program))
 }

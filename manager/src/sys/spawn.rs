@@ -21,25 +21,45 @@ pub(crate) struct SpawnSpec {
     pub(crate) program: CString,
     pub(crate) argv: Vec<CString>,
     pub(crate) envp: Vec<CString>,
+    /// The directory it starts in; `None`: this process's.
+    pub(crate) cwd: Option<CString>,
 }
 
 type AddClosefrom = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, c_int) -> c_int;
+type AddChdir = unsafe extern "C" fn(*mut libc::posix_spawn_file_actions_t, *const c_char) -> c_int;
 
-/// glibc's `posix_spawn_file_actions_addclosefrom_np`, if this glibc has it.
+/// The address of the C function `name` in the loaded objects, if any.
+fn lookup(name: &CStr) -> Option<*mut libc::c_void> {
+    // SAFETY: dlsym with RTLD_DEFAULT looks a name up in the loaded objects;
+    // `name` is a NUL-terminated string that lives for the call.
+    let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!symbol.is_null()).then_some(symbol)
+}
+
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34), if this glibc
+/// has it.
 fn addclosefrom() -> Option<AddClosefrom> {
     static FOUND: OnceLock<Option<AddClosefrom>> = OnceLock::new();
     *FOUND.get_or_init(|| {
-        const NAME: &CStr = c"posix_spawn_file_actions_addclosefrom_np";
-        // SAFETY: dlsym with RTLD_DEFAULT looks a name up in the loaded
-        // objects; NAME is a NUL-terminated string that lives for the call.
-        let symbol = unsafe { libc::dlsym(libc::RTLD_DEFAULT, NAME.as_ptr()) };
-        if symbol.is_null() {
-            return None;
-        }
+        let symbol = lookup(c"posix_spawn_file_actions_addclosefrom_np")?;
         // SAFETY: the symbol is glibc's function of that name, whose C
         // signature is `int (posix_spawn_file_actions_t *, int)`, the type
         // transmuted to; a non-null data pointer from dlsym is its address.
         Some(unsafe { std::mem::transmute::<*mut libc::c_void, AddClosefrom>(symbol) })
+    })
+}
+
+/// glibc's `posix_spawn_file_actions_addchdir_np` (2.29), if this glibc has
+/// it.
+fn addchdir() -> Option<AddChdir> {
+    static FOUND: OnceLock<Option<AddChdir>> = OnceLock::new();
+    *FOUND.get_or_init(|| {
+        let symbol = lookup(c"posix_spawn_file_actions_addchdir_np")?;
+        // SAFETY: the symbol is glibc's function of that name, whose C
+        // signature is `int (posix_spawn_file_actions_t *, const char *)`,
+        // the type transmuted to; a non-null pointer from dlsym is its
+        // address.
+        Some(unsafe { std::mem::transmute::<*mut libc::c_void, AddChdir>(symbol) })
     })
 }
 
@@ -101,7 +121,8 @@ pub(crate) fn spawn(spec: &SpawnSpec, stdin: &OwnedFd, stdout: &OwnedFd) -> io::
     // values live on this frame for the calls, which copy them. dup2 onto 0
     // and 1 clears close-on-exec on the copies, so the child keeps exactly
     // its channel; closefrom(3) then drops every other inherited fd. The
-    // argv and envp arrays are NULL-terminated and point into CStrings of
+    // directory is a CString of `spec` (copied by addchdir). The argv and
+    // envp arrays are NULL-terminated and point into CStrings of
     // `spec`, which outlive the posix_spawnp call.
     unsafe {
         let mut empty: libc::sigset_t = std::mem::zeroed();
@@ -129,6 +150,18 @@ pub(crate) fn spawn(spec: &SpawnSpec, stdin: &OwnedFd, stdout: &OwnedFd) -> io::
         ))?;
         if let Some(addclosefrom) = addclosefrom() {
             check(addclosefrom(&mut recipe.actions, 3))?;
+        }
+        if let Some(dir) = &spec.cwd {
+            let addchdir = addchdir().ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "a working directory for workers needs glibc 2.29 \
+                     (posix_spawn_file_actions_addchdir_np)",
+                )
+            })?;
+            // The chdir runs in the child before the exec; a failure there
+            // (no such directory) fails the spawn with its errno.
+            check(addchdir(&mut recipe.actions, dir.as_ptr()))?;
         }
         let mut pid: libc::pid_t = 0;
         check(libc::posix_spawnp(

@@ -9,7 +9,7 @@
 #![allow(dead_code)] // each test file uses its own part of this module
 
 use procpool_ipc::{
-    env, Call, CallKind, ExitReason, FrameBuf, FrameReader, FromWorker, Hello, Outcome,
+    env, AbortCause, Call, CallKind, ExitReason, FrameBuf, FrameReader, FromWorker, Hello, Outcome,
     RemoteError, Task, ToWorker,
 };
 use serde::de::DeserializeOwned;
@@ -77,6 +77,7 @@ pub(crate) enum Message {
         outcome: Result<Vec<u8>, RemoteError>,
     },
     Exiting(ExitReason),
+    Aborting(AbortCause),
     /// The result pipe ended between frames.
     Eof,
 }
@@ -220,6 +221,7 @@ impl Worker {
                 },
             },
             FromWorker::Exiting(reason) => Message::Exiting(reason),
+            FromWorker::Aborting(cause) => Message::Aborting(cause),
         }
     }
 
