@@ -29,7 +29,9 @@ fn assert_pool_goes_on(pool: &Pool) {
 
 fn assert_worker_died(error: &Error, expected: ExitInfo, expected_task: &str) {
     match error {
-        Error::WorkerDied { pid, exit, task } => {
+        Error::WorkerDied {
+            pid, exit, task, ..
+        } => {
             assert!(*pid > 0);
             assert_eq!(*exit, expected, "{error}");
             assert_eq!(task, expected_task);

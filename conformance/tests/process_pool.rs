@@ -397,7 +397,9 @@ fn a_worker_killing_itself_fails_only_its_task_and_the_pool_goes_on() {
     let victim = pool.submit(KILL_SELF, ()).unwrap();
     let queued: Vec<_> = (0..4u64).map(|x| pool.submit(SQUARE, x).unwrap()).collect();
     match victim.result(Some(SOON)).unwrap_err() {
-        Error::WorkerDied { pid, exit, task } => {
+        Error::WorkerDied {
+            pid, exit, task, ..
+        } => {
             assert!(pid > 0);
             assert_eq!(exit, ExitInfo::Signal(Signal::from_number(libc::SIGKILL)));
             assert_eq!(task, "kill_self");
@@ -434,7 +436,8 @@ fn a_worker_killed_with_sigkill_from_outside_fails_only_its_task() {
         Error::WorkerDied {
             pid,
             exit: ExitInfo::Signal(Signal::from_number(libc::SIGKILL)),
-            task: "pid_file_sleep".to_owned()
+            task: "pid_file_sleep".to_owned(),
+            place: None,
         }
     );
     for f in &others {

@@ -195,6 +195,8 @@ fn expected_run(data: &[u8]) -> (Vec<ExpectedCall>, ExpectedEnd) {
                 }
             }
             Ok(ToWorker::Shutdown) => return (calls, ExpectedEnd::Shutdown),
+            // Between calls a stop names no running call: the worker reads on.
+            Ok(ToWorker::Stop { .. }) => {}
             Err(_) => return (calls, ExpectedEnd::Protocol),
         }
     }

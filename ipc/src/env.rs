@@ -40,6 +40,55 @@ pub const MAX_MEMORY: &str = "PROCPOOL_MAX_MEMORY";
 /// Absent: none.
 pub const MEMORY_LIMIT: &str = "PROCPOOL_MEMORY_LIMIT";
 
+/// The first argument of a worker started by a launcher (ssh, srun,
+/// `kubectl exec`, any wrapper), which may not pass the environment on: it
+/// is followed by `=`, [`WORKER_MODE`], `:` and the worker's settings as
+/// hex-encoded `NAME=value` lines (the variables of this module), so that
+/// the argument survives a remote shell unquoted. See [`settings_arg`].
+pub const WORKER_ARG: &str = "--procpool-worker";
+
+/// The argument that starts a worker with `settings` (pairs of a variable
+/// of this module and its value) when the environment cannot carry them.
+pub fn settings_arg<'a>(settings: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut lines = String::new();
+    for (name, value) in settings {
+        lines.push_str(name);
+        lines.push('=');
+        lines.push_str(value);
+        lines.push('\n');
+    }
+    format!(
+        "{WORKER_ARG}={WORKER_MODE}:{}",
+        hex_encode(lines.as_bytes())
+    )
+}
+
+/// The settings in an argument made by [`settings_arg`], as pairs; `None`
+/// when `arg` is not one. `Err` names what is wrong with one that is (a
+/// worker of another protocol version, or bytes that do not decode).
+pub fn parse_settings_arg(arg: &str) -> Option<Result<Vec<(String, String)>, String>> {
+    let rest = arg.strip_prefix(WORKER_ARG)?.strip_prefix('=')?;
+    Some((|| {
+        let (mode, hex) = rest
+            .split_once(':')
+            .ok_or_else(|| format!("no settings after the mode in {arg:?}"))?;
+        if mode != WORKER_MODE {
+            return Err(format!(
+                "started as a worker of protocol {mode}, but this program speaks {WORKER_MODE}"
+            ));
+        }
+        let bytes = hex_decode(hex).ok_or("the settings are not hex")?;
+        let text = String::from_utf8(bytes).map_err(|_| "the settings are not UTF-8")?;
+        text.lines()
+            .map(|line| {
+                line.split_once('=')
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .ok_or_else(|| format!("a setting without `=`: {line:?}"))
+            })
+            .collect()
+    })())
+}
+
 /// The initializer's task name; absent means no initializer.
 pub const INITIALIZER: &str = "PROCPOOL_INITIALIZER";
 /// The initializer's encoded arguments, in lowercase hex.
@@ -78,6 +127,30 @@ pub fn hex_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn settings_travel_in_one_argument_and_other_versions_are_named() {
+        let arg = settings_arg([(MAX_TASKS, "5"), (INITIALIZER, "a task = with spaces")]);
+        assert!(arg
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-=:".contains(&b)));
+        let pairs = parse_settings_arg(&arg).unwrap().unwrap();
+        assert_eq!(
+            pairs,
+            vec![
+                (MAX_TASKS.to_owned(), "5".to_owned()),
+                (INITIALIZER.to_owned(), "a task = with spaces".to_owned())
+            ]
+        );
+        assert_eq!(parse_settings_arg("--other"), None);
+        let old = parse_settings_arg("--procpool-worker=v2:00")
+            .unwrap()
+            .unwrap_err();
+        assert!(old.contains("v2") && old.contains(WORKER_MODE), "{old}");
+        assert!(parse_settings_arg("--procpool-worker=v3:zz")
+            .unwrap()
+            .is_err());
+    }
 
     #[test]
     fn hex_round_trips_and_refuses_garbage() {

@@ -23,6 +23,19 @@ pub enum ToWorker<'a> {
     Call(Call<'a>),
     /// Finish: the worker exits 0 without reading further.
     Shutdown,
+    /// Stop call `id`: a worker whose signals the pool cannot reach (one on
+    /// another machine) sets the stop flag and sends SIGTERM to its own
+    /// process group at once, and SIGKILL when `grace_ms` have passed with
+    /// the call still running. A call not started yet is answered with a
+    /// [`RemoteErrorKind::Stopped`] error instead of running. Only workers
+    /// started with the settings in their arguments read calls while one
+    /// runs; to the others it is sent only between calls, never needed.
+    Stop {
+        /// The call to stop.
+        id: u64,
+        /// Milliseconds between SIGTERM and SIGKILL.
+        grace_ms: u32,
+    },
 }
 
 impl<'a> ToWorker<'a> {
@@ -240,6 +253,8 @@ pub enum RemoteErrorKind {
     OutputEncode,
     /// The initializer failed or panicked.
     Initializer,
+    /// The call was stopped (`Stop`) before it started, and did not run.
+    Stopped,
 }
 
 impl fmt::Display for RemoteErrorKind {
@@ -250,6 +265,7 @@ impl fmt::Display for RemoteErrorKind {
             Self::ArgsDecode => "arguments could not be decoded",
             Self::OutputEncode => "output could not be encoded",
             Self::Initializer => "initializer failed",
+            Self::Stopped => "stopped before it started",
         })
     }
 }

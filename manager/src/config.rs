@@ -16,6 +16,57 @@ pub enum FailurePolicy {
     BreakPool,
 }
 
+/// How workers of a [`Source`] are started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Launch {
+    /// On this machine, as the pool's children (forked by the fork server,
+    /// or spawned): signalled, reaped and watched by pidfd.
+    Local,
+    /// Through a launcher program: `argv` (`ssh HOST`, `srun ...`,
+    /// `kubectl exec -i POD --`, any wrapper), then the worker program and
+    /// its arguments. The worker is not the pool's child: its settings go
+    /// in its first argument, a task is stopped by a `Stop` frame (backed by
+    /// killing the launcher), and the end of its stream is its end.
+    Command {
+        /// The launcher and its arguments, before the worker's command.
+        argv: Vec<OsString>,
+        /// The launcher hands the command to a shell (ssh does): the
+        /// worker's command is quoted for it.
+        through_shell: bool,
+    },
+}
+
+/// Where some of a pool's workers run, and how many at most.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Its name in messages ("ssh to gpu1", "local").
+    pub name: String,
+    /// How its workers start.
+    pub launch: Launch,
+    /// The most workers it runs at once.
+    pub slots: usize,
+    /// The worker program there; `None`: the pool's
+    /// ([`Config::program`], else this executable's path).
+    pub program: Option<PathBuf>,
+}
+
+impl Source {
+    /// This machine, `slots` workers.
+    pub fn local(slots: usize) -> Self {
+        Self {
+            name: "local".to_owned(),
+            launch: Launch::Local,
+            slots,
+            program: None,
+        }
+    }
+
+    /// Whether its workers are started through a launcher.
+    pub fn is_launched(&self) -> bool {
+        matches!(self.launch, Launch::Command { .. })
+    }
+}
+
 /// The manager's settings.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -82,6 +133,9 @@ pub struct Config {
     /// (`RLIMIT_AS`): an allocation past it fails, the worker aborts, and
     /// the call it ran fails with out-of-memory.
     pub memory_limit: Option<u64>,
+    /// Where workers run. Empty: this machine, `max_workers` of them. Else
+    /// `max_workers` is the sum of the sources' slots.
+    pub sources: Vec<Source>,
     /// The most submitted tasks that may wait for a worker (not counting
     /// `map`'s chunks, which have their own bound); a submit past it waits
     /// for room. `None`: no bound.
@@ -125,6 +179,7 @@ impl Default for Config {
             max_memory_per_child: None,
             memory_limit: None,
             max_pending: None,
+            sources: Vec::new(),
             forkserver: true,
             pipe_buffer: 1 << 20,
             spin: Duration::from_micros(50),
@@ -133,6 +188,16 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The sources, with the default (this machine, `max_workers`) when
+    /// none was given.
+    pub fn sources_or_local(&self) -> Vec<Source> {
+        if self.sources.is_empty() {
+            vec![Source::local(self.max_workers.max(1))]
+        } else {
+            self.sources.clone()
+        }
+    }
+
     /// The wait before the next start after `failures` failures in a row:
     /// [`restart_backoff`](Self::restart_backoff), doubled per failure after
     /// the first, at most [`restart_backoff_max`](Self::restart_backoff_max).

@@ -126,10 +126,12 @@ pub enum Failure {
     Remote(RemoteError),
     /// The worker process ended while it ran the job.
     WorkerDied {
-        /// The worker's pid.
+        /// The worker's pid (on its own machine, for a launched worker).
         pid: u32,
-        /// How it ended.
+        /// How it ended (for a launched worker: how its launcher ended).
         exit: ExitInfo,
+        /// Where it ran, for a launched worker (its source's name).
+        place: Option<String>,
     },
     /// The worker broke the protocol (or a deadline of it) and was killed.
     Protocol {
@@ -162,9 +164,19 @@ impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Remote(e) => write!(f, "{e}"),
-            Self::WorkerDied { pid, exit } => {
-                write!(f, "worker {pid} terminated abruptly ({exit})")
-            }
+            Self::WorkerDied {
+                pid,
+                exit,
+                place: None,
+            } => write!(f, "worker {pid} terminated abruptly ({exit})"),
+            Self::WorkerDied {
+                pid,
+                exit,
+                place: Some(place),
+            } => write!(
+                f,
+                "worker {pid} on {place} terminated abruptly (its launcher: {exit})"
+            ),
             Self::Protocol { pid, detail } => {
                 write!(
                     f,

@@ -35,6 +35,13 @@
 //! yielding the CPU, before it sleeps, but only while calls are dense and a
 //! CPU is free; sparse calls sleep at once (`Config::spin`).
 //!
+//! Workers start on *sources*: this machine (children of the pool, forked
+//! or spawned), or a launcher (ssh, srun, `kubectl exec`), whose workers
+//! are not the pool's children: their settings go in their first argument,
+//! a running task is stopped by a `Stop` frame (backed by killing the
+//! launcher and ending the stream), and the end of their stream is their
+//! end. Each source has its own crash-loop guard (`event_loop::sources`).
+//!
 //! Every worker has its own pair of pipes, so a worker that dies can only
 //! lose its own frames, and the manager always knows which process runs which
 //! job. Every wait on a worker has a deadline (its Hello, a frame it began,
@@ -62,7 +69,7 @@ mod stats;
 mod sys;
 
 pub use backlog::{Acquire, Backlog, Permit, TryAcquireError};
-pub use config::{Config, FailurePolicy};
+pub use config::{Config, FailurePolicy, Launch, Source};
 pub use failure::{BreakCause, ExitInfo, Failure, Refused, Signal};
 pub use handle::{Aborter, Manager};
 pub use job::{Completion, Job};

@@ -12,7 +12,7 @@
 
 use crate::config::Config;
 use crate::job::Work;
-use crate::launch::{Process, StartError, Started};
+use crate::launch::{Process, StartError, Started, StderrTail};
 use crate::sys::{self, Pidfd};
 use crate::Failure;
 use mio::unix::pipe::{Receiver, Sender};
@@ -20,6 +20,7 @@ use mio::{Interest, Registry, Token};
 use procpool_ipc::{AbortCause, Decoder};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Where a worker is in its life; see the module's table.
@@ -84,6 +85,19 @@ pub(crate) struct WorkerSlot {
     /// It was told to exit for having been idle too long: its end is no
     /// replacement.
     pub(crate) idle_exit: bool,
+    /// The index of the source it was started on.
+    pub(crate) source: usize,
+    /// The pid its `Hello` gave (a launched worker's, on its machine).
+    pub(crate) hello_pid: Option<u32>,
+    /// Started through a launcher: `process` is the launcher, not the
+    /// worker; stops go as frames; the end of its stream is its end.
+    pub(crate) launched: bool,
+    /// A launched worker's stderr, for messages.
+    pub(crate) stderr: Option<Arc<StderrTail>>,
+    /// Frames other than calls (a `Stop`), written at the next frame
+    /// boundary, and how much of the first is written.
+    control: VecDeque<Vec<u8>>,
+    control_partial: usize,
 }
 
 impl WorkerSlot {
@@ -95,7 +109,10 @@ impl WorkerSlot {
             calls,
             results,
             forked: _,
+            source,
+            stderr,
         } = started;
+        let launched = stderr.is_some();
         let pid = process.pid();
         let setup = (|| {
             let calls = Sender::from(calls);
@@ -142,6 +159,12 @@ impl WorkerSlot {
             stall_armed: false,
             aborting: None,
             idle_exit: false,
+            source,
+            hello_pid: None,
+            launched,
+            stderr,
+            control: VecDeque::new(),
+            control_partial: 0,
         })
     }
 
@@ -257,25 +280,60 @@ impl WorkerSlot {
         self.calls = Some(calls);
     }
 
-    /// The unwritten parts of the call frames, in order.
+    /// Queues a frame that is not a call (a `Stop`): it goes out at the next
+    /// frame boundary, before the calls not yet begun.
+    pub(crate) fn queue_control(&mut self, frame: Vec<u8>) {
+        self.control.push_back(frame);
+    }
+
+    /// The unwritten bytes, in order: the rest of a call frame already
+    /// begun, then the control frames, then the calls not begun.
     fn unwritten_slices(&self) -> Vec<IoSlice<'_>> {
         let mut slices = Vec::new();
-        for (i, job) in self
-            .window
-            .iter()
-            .enumerate()
-            .skip(self.written)
-            .take(MAX_SLICES)
-        {
-            let bytes = job.frame.bytes();
-            let from = if i == self.written { self.partial } else { 0 };
-            slices.push(IoSlice::new(&bytes[from.min(bytes.len())..]));
+        let mut next = self.written;
+        if self.partial > 0 {
+            if let Some(job) = self.window.get(next) {
+                let bytes = job.frame.bytes();
+                slices.push(IoSlice::new(&bytes[self.partial.min(bytes.len())..]));
+                next += 1;
+            }
+        }
+        for (i, frame) in self.control.iter().enumerate() {
+            let from = if i == 0 { self.control_partial } else { 0 };
+            slices.push(IoSlice::new(&frame[from.min(frame.len())..]));
+        }
+        for job in self.window.iter().skip(next).take(MAX_SLICES) {
+            slices.push(IoSlice::new(job.frame.bytes()));
         }
         slices
     }
 
-    /// Records that `n` more bytes of the call frames were written.
+    /// Records that `n` more bytes were written, in the order of
+    /// [`unwritten_slices`](Self::unwritten_slices).
     fn advance_written(&mut self, mut n: usize) {
+        if self.partial > 0 && self.written < self.window.len() {
+            let left = self.window[self.written].frame.bytes().len() - self.partial;
+            if n < left {
+                self.partial += n;
+                return;
+            }
+            n -= left;
+            self.written += 1;
+            self.partial = 0;
+        }
+        while n > 0 {
+            let Some(frame) = self.control.front() else {
+                break;
+            };
+            let left = frame.len() - self.control_partial;
+            if n < left {
+                self.control_partial += n;
+                return;
+            }
+            n -= left;
+            self.control.pop_front();
+            self.control_partial = 0;
+        }
         while n > 0 && self.written < self.window.len() {
             let left = self.window[self.written].frame.bytes().len() - self.partial;
             if n >= left {
@@ -293,6 +351,8 @@ impl WorkerSlot {
     fn mark_all_written(&mut self) {
         self.written = self.window.len();
         self.partial = 0;
+        self.control.clear();
+        self.control_partial = 0;
     }
 
     /// Closes the call pipe: a worker reads EOF and exits 0. What was not

@@ -41,6 +41,21 @@ impl PoolBuilder {
         self
     }
 
+    /// Runs up to `slots` workers through `launcher`: this machine, ssh to
+    /// a host, a command prefix (srun, `kubectl exec`). Called once per
+    /// place; the pool then runs as many workers as the slots add up to
+    /// (and [`max_workers`](Self::max_workers) may not be set as well).
+    /// Tasks go to whichever worker is free; new workers start on the
+    /// first place, in the order given, that has a free slot. A place whose
+    /// workers keep failing (a host down, a key refused) is given up after
+    /// [`max_failures_in_a_row`](Self::max_failures_in_a_row), and the
+    /// pool goes on with the others. Without this, workers run on this
+    /// machine only.
+    pub fn workers_on(mut self, launcher: crate::Launcher, slots: usize) -> Self {
+        self.config.sources.push(launcher.into_source(slots));
+        self
+    }
+
     /// Each worker exits after this many calls (a `map` chunk is one call) and
     /// is replaced. 0 is an invalid argument.
     pub fn max_tasks_per_child(mut self, n: u64) -> Self {
@@ -280,6 +295,19 @@ impl PoolBuilder {
                  call procpool::serve_if_worker(..) first thing in main"
                     .into(),
             ));
+        }
+        if !self.config.sources.is_empty() && self.max_workers.is_some() {
+            return Err(Error::InvalidArgument(
+                "max_workers and workers_on both set: with workers_on, the pool runs as many \
+                 workers as the slots add up to"
+                    .into(),
+            ));
+        }
+        if let Some(source) = self.config.sources.iter().find(|s| s.slots == 0) {
+            return Err(Error::InvalidArgument(format!(
+                "workers_on {} with 0 slots",
+                source.name
+            )));
         }
         match self.max_workers {
             Some(0) => {

@@ -67,12 +67,15 @@ pub enum Error {
     },
     /// The worker process died while it ran the task.
     WorkerDied {
-        /// The worker's pid.
+        /// The worker's pid (on its own machine, for a launched worker).
         pid: u32,
-        /// How it ended.
+        /// How it ended (for a launched worker: how its launcher ended).
         exit: ExitInfo,
         /// The task it was running.
         task: String,
+        /// Where it ran, for a worker started through a launcher (ssh to a
+        /// host, srun, ...): its source's name. `None` on this machine.
+        place: Option<String>,
     },
     /// The worker broke the protocol, or missed one of its deadlines; it was
     /// killed and replaced.
@@ -154,10 +157,11 @@ impl Error {
     pub(crate) fn from_failure(task: &str, type_names: TypeNames, failure: Failure) -> Self {
         match failure {
             Failure::Remote(e) => Self::from_remote(task, type_names, e),
-            Failure::WorkerDied { pid, exit } => Self::WorkerDied {
+            Failure::WorkerDied { pid, exit, place } => Self::WorkerDied {
                 pid,
                 exit,
                 task: task.to_owned(),
+                place,
             },
             Failure::Protocol { pid, detail } => Self::Protocol { pid, detail },
             Failure::TimedOut { limit } => Self::TimedOut {
@@ -291,9 +295,24 @@ impl fmt::Display for Error {
                  {limit} bytes (PoolBuilder::max_frame_len); nothing was sent"
             ),
             Self::UnknownTask { message, .. } => f.write_str(message),
-            Self::WorkerDied { pid, exit, task } => write!(
+            Self::WorkerDied {
+                pid,
+                exit,
+                task,
+                place: None,
+            } => write!(
                 f,
                 "worker {pid} terminated abruptly ({exit}) while running `{task}`"
+            ),
+            Self::WorkerDied {
+                pid,
+                exit,
+                task,
+                place: Some(place),
+            } => write!(
+                f,
+                "worker {pid} on {place} terminated abruptly (its launcher: {exit}) \
+                 while running `{task}`"
             ),
             Self::Protocol { pid, detail } => {
                 write!(

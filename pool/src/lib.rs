@@ -59,12 +59,14 @@
 mod builder;
 mod completion;
 mod error;
+mod launcher;
 mod map;
 mod pool;
 mod submit;
 
 pub use builder::PoolBuilder;
 pub use error::{Error, OsError};
+pub use launcher::Launcher;
 pub use map::{MapIter, MapOptions};
 pub use pool::Pool;
 pub use submit::{SubmitAsync, SubmitOptions};

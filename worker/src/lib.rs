@@ -44,6 +44,15 @@
 //! procpool program or one that builds its own pool, never takes itself for
 //! a worker); a worker closes the fds it inherited above 2.
 //!
+//! Launched workers: a pool may start a worker through a launcher (`ssh
+//! HOST`, `srun`, `kubectl exec -i POD --`, any wrapper) that does not pass
+//! the environment on and that no signal of the pool crosses. Its settings
+//! then come in its first argument (`--procpool-worker=v3:…`), its parent
+//! means nothing (no parent-death signal), and it reads its call channel on
+//! a thread of its own while a task runs, to obey `Stop` frames as the pool
+//! would stop a local task (the stop flag and SIGTERM to its group, SIGKILL
+//! after the grace). Liveness is the result channel's, as for every worker.
+//!
 //! The same entry points also serve as the pool's fork server (the
 //! `forkserver` module): a copy of the program that has started and built
 //! its registry, and forks a worker per request, so that replacing a worker
@@ -75,6 +84,7 @@ mod liveness;
 mod memory;
 mod panic_capture;
 mod registry;
+mod remote;
 mod serve;
 mod settings;
 #[allow(unsafe_code)] // the OS calls, each with its SAFETY note
@@ -119,7 +129,7 @@ pub fn stop_requested() -> bool {
 /// more than one thread refuses to serve, and the pool spawns its workers
 /// the slow way.
 pub fn serve_if_worker<F: FnOnce() -> Registry>(registry: F) {
-    let Some((role, settings)) = Settings::take_from_env() else {
+    let Some((role, settings)) = Settings::take_from_env().or_else(Settings::take_from_args) else {
         return;
     };
     sys::close_inherited_fds();
@@ -141,8 +151,9 @@ pub fn serve_if_worker<F: FnOnce() -> Registry>(registry: F) {
 /// Started as a fork server (see [`serve_if_worker`]), it serves fork
 /// requests instead, and each forked worker serves with this registry.
 pub fn serve(registry: Registry) -> ! {
-    let (role, settings) =
-        Settings::take_from_env().unwrap_or((settings::Role::Worker, Ok(Settings::default())));
+    let (role, settings) = Settings::take_from_env()
+        .or_else(Settings::take_from_args)
+        .unwrap_or((settings::Role::Worker, Ok(Settings::default())));
     exit_with(match settings {
         Ok(settings) => serve_as(role, &registry, settings),
         Err(e) => Err(e.to_string()),
@@ -195,7 +206,11 @@ fn serve_on(
 ) -> Result<Ending, String> {
     sys::lead_own_group();
     sys::install_signal_handlers().map_err(|e| format!("cannot install signal handlers: {e}"))?;
-    sys::die_with_parent().map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
+    if !settings.launched {
+        // A launched worker's parent means nothing (a wrapper may have left
+        // it running on its own): its stream alone ties it to the pool.
+        sys::die_with_parent().map_err(|e| format!("cannot set the parent-death signal: {e}"))?;
+    }
     liveness::watch(&results).map_err(|e| format!("cannot watch the result channel: {e}"))?;
     memory::report_allocation_failures(&results)
         .map_err(|e| format!("cannot watch for allocation failures: {e}"))?;
@@ -203,6 +218,11 @@ fn serve_on(
         // Last, once the threads and buffers serving needs are in place.
         memory::limit_address_space(bytes)
             .map_err(|e| format!("cannot limit the address space to {bytes} bytes: {e}"))?;
+    }
+    if settings.launched {
+        let calls = remote::forward_calls(calls, settings.max_frame_len)
+            .map_err(|e| format!("cannot start reading the call channel: {e}"))?;
+        return Ok(serve_channel(registry, settings, calls, results));
     }
     let calls = sys::SpinningReader { file: calls };
     Ok(serve_channel(registry, settings, calls, results))

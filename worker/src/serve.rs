@@ -132,11 +132,25 @@ pub fn serve_channel<R: Read, W: Write>(
                 let _ = out.send(&FromWorker::Exiting(ExitReason::Shutdown));
                 return Ending::Shutdown;
             }
+            // A stop between calls: the call it names is not running here.
+            Ok(ToWorker::Stop { .. }) => continue,
             Err(e) => return Ending::Protocol(e.to_string()),
         };
         done.clear();
         crate::sys::NEXT_SPIN_US.store(call.spin_us, Ordering::Relaxed);
-        let result = registry.call(call.task, call.kind, call.payload, done.output_buf());
+        let result = if crate::remote::starting(call.id) {
+            let result = registry.call(call.task, call.kind, call.payload, done.output_buf());
+            crate::remote::ended();
+            result
+        } else {
+            Err(RemoteError::new(
+                RemoteErrorKind::Stopped,
+                format!(
+                    "call {} of `{}` was stopped before it started",
+                    call.id, call.task
+                ),
+            ))
+        };
         // A stop request belongs to the call it interrupted: cleared once it
         // returned, before its Done is sent and the next call starts.
         crate::sys::STOP_REQUESTED.store(false, Ordering::Relaxed);

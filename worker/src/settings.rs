@@ -23,6 +23,10 @@ pub struct Settings {
     pub max_memory: Option<u64>,
     /// The address-space limit (`RLIMIT_AS`) in bytes, set before serving.
     pub memory_limit: Option<u64>,
+    /// Started by a launcher, its settings in its arguments
+    /// (`procpool_ipc::env::WORKER_ARG`): the pool cannot signal it, so it
+    /// reads its channel while a task runs and obeys `Stop` frames.
+    pub launched: bool,
 }
 
 impl Default for Settings {
@@ -33,6 +37,7 @@ impl Default for Settings {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             max_memory: None,
             memory_limit: None,
+            launched: false,
         }
     }
 }
@@ -81,7 +86,16 @@ impl Settings {
     /// [`serve_if_worker`](crate::serve_if_worker) and [`serve`](crate::serve)
     /// do first).
     pub fn is_worker() -> bool {
-        std::env::var_os(env::WORKER).is_some()
+        std::env::var_os(env::WORKER).is_some() || Self::settings_arg().is_some()
+    }
+
+    /// The first argument, when it is a launcher's worker settings.
+    fn settings_arg() -> Option<String> {
+        std::env::args_os()
+            .nth(1)?
+            .into_string()
+            .ok()
+            .filter(|arg| env::parse_settings_arg(arg).is_some())
     }
 
     /// Reads the settings a pool passes in the environment; absent ones take
@@ -90,10 +104,14 @@ impl Settings {
     /// # Errors
     /// [`SettingsError`] for a variable that does not parse.
     pub fn from_env() -> Result<Self, SettingsError> {
-        fn var(name: &'static str) -> Option<String> {
-            std::env::var(name).ok().filter(|v| !v.is_empty())
-        }
-        fn number<T: std::str::FromStr>(name: &'static str) -> Result<Option<T>, SettingsError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings from the variables `lookup` finds (the
+    /// environment, or the pairs of a launcher's argument).
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let var = |name: &'static str| lookup(name).filter(|v| !v.is_empty());
+        let number = |name: &'static str| -> Result<Option<u64>, SettingsError> {
             var(name)
                 .map(|v| {
                     v.parse().map_err(|_| SettingsError {
@@ -102,7 +120,7 @@ impl Settings {
                     })
                 })
                 .transpose()
-        }
+        };
         let initializer = match var(env::INITIALIZER) {
             None => None,
             Some(name) => {
@@ -114,13 +132,48 @@ impl Settings {
                 Some((name, args))
             }
         };
+        let max_frame_len = match number(env::MAX_FRAME_LEN)? {
+            Some(n) => usize::try_from(n).map_err(|_| SettingsError {
+                variable: env::MAX_FRAME_LEN,
+                value: n.to_string(),
+            })?,
+            None => DEFAULT_MAX_FRAME_LEN,
+        };
         Ok(Self {
-            max_tasks: number::<u64>(env::MAX_TASKS)?.filter(|&n| n > 0),
+            max_tasks: number(env::MAX_TASKS)?.filter(|&n| n > 0),
             initializer,
-            max_frame_len: number(env::MAX_FRAME_LEN)?.unwrap_or(DEFAULT_MAX_FRAME_LEN),
-            max_memory: number::<u64>(env::MAX_MEMORY)?.filter(|&n| n > 0),
-            memory_limit: number::<u64>(env::MEMORY_LIMIT)?.filter(|&n| n > 0),
+            max_frame_len,
+            max_memory: number(env::MAX_MEMORY)?.filter(|&n| n > 0),
+            memory_limit: number(env::MEMORY_LIMIT)?.filter(|&n| n > 0),
+            launched: false,
         })
+    }
+
+    /// Reads the settings a launcher's worker got in its first argument
+    /// (`procpool_ipc::env::WORKER_ARG`). `None` when there is none.
+    ///
+    /// A launcher (ssh, srun, `kubectl exec`) may drop the environment, so
+    /// the settings travel in the argument, which the worker reads before
+    /// anything else; the environment is not touched.
+    pub(crate) fn take_from_args() -> Option<(Role, Result<Self, SettingsError>)> {
+        let arg = Self::settings_arg()?;
+        let settings = match env::parse_settings_arg(&arg)? {
+            Ok(pairs) => Self::from_lookup(|name| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            })
+            .map(|settings| Self {
+                launched: true,
+                ..settings
+            }),
+            Err(why) => Err(SettingsError {
+                variable: env::WORKER_ARG,
+                value: why,
+            }),
+        };
+        Some((Role::Worker, settings))
     }
 
     /// Reads the settings and takes every worker variable out of this
@@ -130,9 +183,7 @@ impl Settings {
     /// Call it while the process has one thread (first thing in `main`):
     /// changing the environment races with threads that read it.
     pub(crate) fn take_from_env() -> Option<(Role, Result<Self, SettingsError>)> {
-        if !Self::is_worker() {
-            return None;
-        }
+        std::env::var_os(env::WORKER)?;
         let role = if std::env::var_os(env::FORKSERVER).is_some() {
             Role::ForkServer
         } else {

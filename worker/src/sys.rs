@@ -67,6 +67,21 @@ pub(crate) fn lead_own_group() {
     LEADS_GROUP.store(leads, Ordering::Relaxed);
 }
 
+/// SIGTERMs this worker's process group (this process, whose handler sets
+/// the stop flag, and what its task started), or only this process where
+/// it could not lead a group of its own.
+pub(crate) fn terminate_own_group() {
+    // SAFETY: kill takes two integers and touches no memory; getpid cannot
+    // fail. kill(0, ..) reaches this process's group, which it leads.
+    unsafe {
+        if LEADS_GROUP.load(Ordering::Relaxed) {
+            libc::kill(0, libc::SIGTERM);
+        } else {
+            libc::kill(libc::getpid(), libc::SIGTERM);
+        }
+    }
+}
+
 /// SIGKILLs this worker's process group (this process and what its tasks
 /// started), or only this process where it could not lead a group of its
 /// own. Async-signal-safe: an atomic load and `kill`.

@@ -468,12 +468,29 @@ fn make_pool_with(grace: Option<Duration>, min_workers: usize) -> R<Pool> {
     make_configured_pool(grace, |b| b.min_workers(min_workers))
 }
 
+/// [`WORKERS`] workers: local, or with `PROCPOOL_BENCH_SSH=PORT:KEY`,
+/// over ssh to an sshd on 127.0.0.1 (this program at the same path), to
+/// compare the transports.
+fn base_builder() -> PoolBuilder {
+    let ssh = std::env::var("PROCPOOL_BENCH_SSH").ok();
+    let Some((port, key)) = ssh.as_deref().and_then(|v| v.split_once(':')) else {
+        return Pool::builder().max_workers(WORKERS);
+    };
+    let launcher = procpool::Launcher::ssh("127.0.0.1")
+        .port(port.parse().unwrap_or(22))
+        .identity(key)
+        .ssh_option("StrictHostKeyChecking=no")
+        .ssh_option("UserKnownHostsFile=/dev/null")
+        .ssh_option("LogLevel=ERROR");
+    Pool::builder().workers_on(launcher, WORKERS)
+}
+
 /// A pool of [`WORKERS`] with what `configure` adds to the builder.
 fn make_configured_pool(
     grace: Option<Duration>,
     configure: impl FnOnce(PoolBuilder) -> PoolBuilder,
 ) -> R<Pool> {
-    let mut b = configure(Pool::builder().max_workers(WORKERS));
+    let mut b = configure(base_builder());
     // PROCPOOL_BENCH_SPIN_US overrides the spin budget (0 = always block), to
     // compare a scenario with spinning off.
     if let Some(us) = std::env::var("PROCPOOL_BENCH_SPIN_US")

@@ -68,7 +68,11 @@ fn answer(task: &str, payload: &[u8]) -> Vec<u8> {
 }
 
 fn main() {
-    let mode = std::env::args().nth(1).unwrap_or_default();
+    // Started by a launcher, the settings come first: the mode follows.
+    let mode = std::env::args()
+        .skip(1)
+        .find(|arg| !arg.starts_with("--procpool-worker="))
+        .unwrap_or_default();
     let mut out = std::io::stdout();
     let mut calls = FrameReader::new(std::io::stdin());
     match mode.as_str() {

@@ -2,6 +2,8 @@
 //! that processes are gone.
 #![allow(dead_code)] // each test file uses its own part of this module
 
+pub(crate) mod launched;
+
 use procpool::{Pool, PoolBuilder};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -25,16 +27,27 @@ pub(crate) fn exists(pid: u32) -> bool {
 }
 
 /// Waits up to `limit` for every pid to be gone (exited and reaped).
+#[track_caller]
 pub(crate) fn assert_gone_within(pids: &[u32], limit: Duration) {
+    assert_none_left_within(pids, limit, exists);
+}
+
+/// Waits up to `limit` until `left` holds for none of `pids`.
+#[track_caller]
+pub(crate) fn assert_none_left_within(
+    pids: &[u32],
+    limit: Duration,
+    mut left: impl FnMut(u32) -> bool,
+) {
     let end = Instant::now() + limit;
     loop {
-        let left: Vec<u32> = pids.iter().copied().filter(|&p| exists(p)).collect();
-        if left.is_empty() {
+        let still: Vec<u32> = pids.iter().copied().filter(|&p| left(p)).collect();
+        if still.is_empty() {
             return;
         }
         assert!(
             Instant::now() < end,
-            "processes {left:?} still exist after {limit:?}"
+            "processes {still:?} still exist after {limit:?}"
         );
         std::thread::sleep(Duration::from_millis(10));
     }

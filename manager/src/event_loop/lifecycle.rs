@@ -12,6 +12,7 @@
 //! so a pool whose workers cannot live does not spin while idle.
 
 use super::settle::End;
+use super::sources::SourceState;
 use super::timers::Deadline;
 use super::token::Source;
 use super::EventLoop;
@@ -36,17 +37,11 @@ const REAP_RETRY: Duration = Duration::from_millis(2);
 impl EventLoop {
     /// Starts workers while there is work for them: the pending jobs that no
     /// idle or starting worker will take, up to `max_workers`, and at least
-    /// `min_workers` workers. After a failure, one at a time once its back-off
-    /// is over.
+    /// `min_workers`; each on the first source (in the order given) that
+    /// may start one (see `sources`).
     pub(super) fn start_as_needed(&mut self) {
         if self.broken.is_some() || (self.shutting_down && self.sched.pending() == 0) {
             return;
-        }
-        if let Some(at) = self.starts_resume_at {
-            if Instant::now() < at {
-                return;
-            }
-            self.starts_resume_at = None;
         }
         let alive = self.workers_counted();
         let starting = self.spawning
@@ -63,47 +58,69 @@ impl EventLoop {
         if !self.shutting_down {
             wanted = wanted.max(self.config.min_workers.saturating_sub(alive));
         }
-        if self.failures_in_a_row > 0 {
-            // Probe with one worker; more once one has completed a task.
-            wanted = wanted.min(usize::from(starting == 0));
-        }
         let room = self.config.max_workers.saturating_sub(alive);
         self.start_workers(wanted.min(room));
     }
 
-    /// Starts `n` workers (fewer if a start fails).
+    /// Starts up to `n` workers, on the sources that may start one (fewer
+    /// if a start fails or no source may).
     pub(super) fn start_workers(&mut self, n: usize) {
         for _ in 0..n {
-            if !self.start_one() {
+            let Some(source) = self.source_to_start() else {
+                return;
+            };
+            if !self.start_one(source) {
                 return;
             }
         }
     }
 
-    /// Starts a worker: here when no job is in flight (nothing waits on this
-    /// thread, and a hop to the spawner would only add a wake-up), else on
-    /// the spawner thread so that the other workers' results are not held
-    /// up for the millisecond a start takes. The pool's first start waits
-    /// briefly for the fork server, so that every worker is a fork.
-    /// `false` when it failed (the failure is dealt with).
-    fn start_one(&mut self) -> bool {
+    /// The first source that may start a worker now.
+    fn source_to_start(&mut self) -> Option<usize> {
+        let now = Instant::now();
+        let mut counts = vec![(0usize, 0usize); self.sources.len()];
+        for w in self.slots.iter().flatten().filter(|w| !w.replaced) {
+            if let Some((alive, starting)) = counts.get_mut(w.source) {
+                *alive += 1;
+                if w.phase == Phase::Starting {
+                    *starting += 1;
+                }
+            }
+        }
+        self.sources
+            .iter_mut()
+            .zip(counts)
+            .position(|(source, (alive, starting))| {
+                source.may_start(now, alive + source.spawning, starting + source.spawning)
+            })
+    }
+
+    /// Starts a worker of `source`: here when no job is in flight (nothing
+    /// waits on this thread, and a hop to the spawner would only add a
+    /// wake-up), else on the spawner thread so that the other workers'
+    /// results are not held up for the millisecond a start takes (longer
+    /// through a launcher). The pool's first start waits briefly for the
+    /// fork server, so that every local worker is a fork. `false` when it
+    /// failed (the failure is dealt with).
+    fn start_one(&mut self, source: usize) -> bool {
         let first = !std::mem::replace(&mut self.first_start_done, true);
-        if self.in_flight() == 0 {
-            return match self.launcher.start(first) {
+        if self.in_flight() == 0 && !self.sources[source].spec.is_launched() {
+            return match self.launcher.start(source, first) {
                 Ok(started) => self.install(started),
                 Err(e) => {
-                    self.start_failed(e);
+                    self.start_failed(source, e);
                     false
                 }
             };
         }
-        match self.spawner.request() {
+        match self.spawner.request(source) {
             Ok(()) => {
                 self.spawning += 1;
+                self.sources[source].spawning += 1;
                 true
             }
             Err(e) => {
-                self.start_failed(e);
+                self.start_failed(source, e);
                 false
             }
         }
@@ -111,28 +128,37 @@ impl EventLoop {
 
     /// Takes in the workers the spawner thread has started.
     pub(super) fn take_started(&mut self) {
-        for result in self.spawner.take_started() {
+        for (source, result) in self.spawner.take_started() {
             self.spawning = self.spawning.saturating_sub(1);
+            if let Some(state) = self.sources.get_mut(source) {
+                state.spawning = state.spawning.saturating_sub(1);
+            }
             match result {
                 Ok(mut started) if self.killing_all => started.process.kill_and_reap(),
                 Ok(started) => {
                     self.install(started);
                 }
-                Err(e) => self.start_failed(e),
+                Err(e) => self.start_failed(source, e),
             }
         }
     }
 
     /// A start failed: a passing shortage (fds, processes, memory) is a
     /// failure in a row, retried after the back-off; anything else (no such
-    /// program, not executable) will not get better, and breaks the pool.
-    fn start_failed(&mut self, e: StartError) {
+    /// program, not executable) will not get better, and gives the source
+    /// up (the pool breaks when it was the last).
+    fn start_failed(&mut self, source: usize, e: StartError) {
         log::error!("procpool: cannot start a worker: {e}");
         if e.is_transient() {
-            self.count_failure(format!("a worker could not be started: {e}"));
+            self.count_failure(source, format!("a worker could not be started: {e}"));
         } else {
             let cause = format!("cannot start a worker: {e}");
-            self.break_pool(cause, Some(e.source));
+            if let Some(state) = self.sources.get_mut(source) {
+                state.give_up(cause.clone());
+            }
+            if self.sources.iter().all(SourceState::is_given_up) {
+                self.break_pool(cause, Some(e.source));
+            }
         }
     }
 
@@ -141,11 +167,11 @@ impl EventLoop {
     /// killed, and the pool broken: the poll itself is failing).
     fn install(&mut self, started: Started) -> bool {
         self.next_serial += 1;
-        let forked = started.forked;
+        let (forked, source) = (started.forked, started.source);
         let mut w = match WorkerSlot::new(started, &self.config, self.next_serial) {
             Ok(w) => w,
             Err(e) => {
-                self.start_failed(e);
+                self.start_failed(source, e);
                 return false;
             }
         };
@@ -234,11 +260,41 @@ impl EventLoop {
             .arm(self.config.exit_timeout, slot, serial, Deadline::Exit);
     }
 
-    /// The pidfd turned readable: the worker has exited.
+    /// The pidfd turned readable: the worker (a launched worker's
+    /// launcher) has exited.
     pub(super) fn on_exit_signal(&mut self, slot: usize) {
         // Its last frames may still be in the pipe: take them first.
         self.read_results_up_to(slot, super::results::Share::All);
+        if let Some(w) = self.worker(slot) {
+            if w.launched && w.results.is_some() {
+                // The launcher is gone, the worker's stream is not (a
+                // wrapper that left the worker running): the worker lives
+                // on, until its stream ends. The launcher is reaped now.
+                if let Err(e) = w.process.try_wait() {
+                    log::warn!("procpool: reaping launcher {}: {e}", w.pid);
+                }
+                return;
+            }
+        }
         self.try_reap(slot);
+    }
+
+    /// Kills the worker in `slot` at once: SIGKILL to its process group
+    /// (a launched worker's launcher's), and for a launched worker, whose
+    /// process the pool may not reach, the end of its stream too (it then
+    /// kills its own group: nobody reads its results any more).
+    pub(super) fn kill_worker(&mut self, slot: usize) {
+        let registry = self.poll.registry();
+        let Some(w) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        w.phase = Phase::Retiring;
+        w.signal(libc::SIGKILL);
+        if w.launched {
+            w.close_calls(registry);
+            self.stop_reading(slot);
+            self.try_reap(slot);
+        }
     }
 
     /// Reaps the worker in `slot` if it has exited, and settles its jobs.
@@ -300,17 +356,33 @@ impl EventLoop {
                     limit: self.config.memory_limit,
                 }
             }
-            _ => Failure::WorkerDied { pid: w.pid, exit },
+            _ => Failure::WorkerDied {
+                pid: w.hello_pid.filter(|_| w.launched).unwrap_or(w.pid),
+                exit,
+                place: self.place_of(&w),
+            },
         });
         let breach = matches!(failure, Failure::Protocol { .. });
         // Killed on purpose to stop a job, or told to exit: not a failure.
         let deliberate = w.orderly_exit || (w.killed && !breach);
         let waiting = w.drain_waiting();
         let head = w.pop_job();
+        let source = w.source;
         let mut break_cause = None;
         // A breach was counted when it happened.
         let counts = !deliberate && !breach && w.served == 0 && head.is_none();
-        let description = format!("worker {} {}", w.pid, describe(&failure));
+        let mut description = match self.place_of(&w) {
+            Some(place) => format!("worker {} on {place} {}", w.pid, describe(&failure)),
+            None => format!("worker {} {}", w.pid, describe(&failure)),
+        };
+        if let Some(stderr) = w.stderr.as_ref().filter(|_| !w.said_hello) {
+            // Before its Hello, a launched worker's stderr says why (a host
+            // down, a key refused, no program there).
+            let said = stderr.text();
+            if !said.is_empty() {
+                description = format!("{description} before its Hello; its stderr: {said}");
+            }
+        }
         if let Some(head) = head {
             if matches!(failure, Failure::OutOfMemory { .. }) {
                 Gauges::bump(&self.gauges.out_of_memory);
@@ -331,33 +403,47 @@ impl EventLoop {
         if let Some(cause) = break_cause {
             self.break_pool(cause, None);
         } else if counts {
-            self.count_failure(description);
+            self.count_failure(source, description);
         }
     }
 
-    /// One more failure in a row: back off, or break the pool after too
-    /// many.
-    pub(super) fn count_failure(&mut self, description: String) {
+    /// Where a launched worker ran (its source's name); `None` for a local
+    /// one.
+    fn place_of(&self, w: &WorkerSlot) -> Option<String> {
+        w.launched
+            .then(|| self.sources.get(w.source).map(|s| s.spec.name.clone()))
+            .flatten()
+    }
+
+    /// One more failure in a row on `source`: back off, or give the source
+    /// up after too many (and break the pool when none is left).
+    pub(super) fn count_failure(&mut self, source: usize, description: String) {
         if self.broken.is_some() || self.shutting_down {
             return;
         }
         Gauges::bump(&self.gauges.worker_failures);
-        self.failures_in_a_row += 1;
-        let n = self.failures_in_a_row;
-        if n >= self.config.max_failures_in_a_row {
-            let cause = format!("{n} worker failures in a row; the last: {description}");
-            self.break_pool(cause, None);
+        let (max, config) = (self.config.max_failures_in_a_row, &self.config);
+        let Some(state) = self.sources.get_mut(source) else {
             return;
+        };
+        let Some(cause) = state.failed(&description, max, |n| config.backoff_after(n)) else {
+            return;
+        };
+        if self.sources.iter().all(SourceState::is_given_up) {
+            self.break_pool(cause, None);
+        } else {
+            log::error!(
+                "procpool: no more workers on {}: {cause}",
+                self.sources[source].spec.name
+            );
         }
-        let wait = self.config.backoff_after(n);
-        log::warn!("procpool: {description}; {n} failures in a row, next start in {wait:?}");
-        self.starts_resume_at = Some(Instant::now() + wait);
     }
 
-    /// A worker completed a task: the row of failures is over.
-    pub(super) fn worker_succeeded(&mut self) {
-        self.failures_in_a_row = 0;
-        self.starts_resume_at = None;
+    /// A worker of `source` completed a task: its row of failures is over.
+    pub(super) fn worker_succeeded(&mut self, source: usize) {
+        if let Some(state) = self.sources.get_mut(source) {
+            state.succeeded();
+        }
     }
 
     /// Starts the replacement of the worker in `slot`, just killed on
@@ -365,7 +451,7 @@ impl EventLoop {
     /// new worker's start overlaps with the kernel tearing the old one down.
     /// The killed worker no longer counts towards `max_workers`.
     pub(super) fn replace_now(&mut self, slot: usize) {
-        if self.broken.is_some() || self.shutting_down || self.starts_resume_at.is_some() {
+        if self.broken.is_some() || self.shutting_down {
             return;
         }
         let Some(w) = self.worker(slot) else { return };
@@ -373,7 +459,9 @@ impl EventLoop {
             return;
         }
         w.replaced = true;
-        self.start_one();
+        if let Some(source) = self.source_to_start() {
+            self.start_one(source);
+        }
     }
 
     /// Sends every job `slot` holds back to the queue: the worker has said
@@ -453,8 +541,10 @@ impl EventLoop {
         // No start waits on the fork server any more; after the spawner has
         // stopped, nothing new can arrive.
         self.launcher.stop();
-        for mut started in self.spawner.stop().into_iter().flatten() {
-            started.process.kill_and_reap();
+        for (_, started) in self.spawner.stop() {
+            if let Ok(mut started) = started {
+                started.process.kill_and_reap();
+            }
         }
         self.spawning = 0;
         for slot in 0..self.slots.len() {

@@ -16,6 +16,7 @@
 //! | `settle`    | the one path from a job's end to its future                 |
 //! | `lifecycle` | starting, installing, reaping, replacing, back-off, breaking |
 //! | `idle`      | retiring workers idle past the idle timeout                 |
+//! | `sources`   | where workers start; the crash-loop guard of each source    |
 //! | `stopping`  | aborts, time limits, shutdown, terminate and kill           |
 
 mod calls;
@@ -24,6 +25,7 @@ mod idle;
 mod lifecycle;
 mod results;
 mod settle;
+mod sources;
 mod stopping;
 mod timers;
 mod token;
@@ -59,11 +61,9 @@ pub(crate) struct EventLoop {
     spawner: Spawner,
     spawning: usize,
     next_serial: u64,
-    /// Worker failures since the last completed task: the crash-loop guard
-    /// (see `lifecycle`).
-    failures_in_a_row: u32,
-    /// After a failure, no worker starts before this.
-    starts_resume_at: Option<Instant>,
+    /// Where workers start, each with its crash-loop guard (see
+    /// `sources`).
+    sources: Vec<sources::SourceState>,
     /// When the coldest idle worker reaches the idle timeout (see `idle`).
     idle_check_at: Option<Instant>,
     /// Told once the workers the pool starts with are started (`build`
@@ -104,7 +104,11 @@ impl EventLoop {
     /// The loop for a pool with `config`, and the two things callers share
     /// with it: its mailbox and its gauges.
     pub(crate) fn new(mut config: Config) -> io::Result<(Self, Arc<Mailbox>, Arc<Gauges>)> {
-        config.max_workers = config.max_workers.max(1);
+        config.max_workers = if config.sources.is_empty() {
+            config.max_workers.max(1)
+        } else {
+            config.sources.iter().map(|s| s.slots).sum::<usize>().max(1)
+        };
         let poll = Poll::new()?;
         let waker = mio::Waker::new(poll.registry(), Source::Waker.token())?;
         let backlog = config.max_pending.map(crate::backlog::Backlog::new);
@@ -112,6 +116,11 @@ impl EventLoop {
         let gauges = Arc::new(Gauges::default());
         let launcher = Arc::new(Launcher::new(config.clone()));
         let timers = Timers::new(poll.registry());
+        let sources = config
+            .sources_or_local()
+            .into_iter()
+            .map(sources::SourceState::new)
+            .collect();
         let event_loop = Self {
             poll,
             mailbox: Arc::clone(&mailbox),
@@ -124,8 +133,7 @@ impl EventLoop {
             timers,
             spawning: 0,
             next_serial: 0,
-            failures_in_a_row: 0,
-            starts_resume_at: None,
+            sources,
             idle_check_at: None,
             started_signal: None,
             first_start_done: false,
@@ -158,15 +166,11 @@ impl EventLoop {
         }
         loop {
             let timeout = if self.unread.is_empty() {
-                let next = [
-                    self.timers.next(),
-                    self.stop_running_at,
-                    self.starts_resume_at,
-                    self.idle_check_at,
-                ]
-                .into_iter()
-                .flatten()
-                .min();
+                let next = [self.timers.next(), self.stop_running_at, self.idle_check_at]
+                    .into_iter()
+                    .chain(self.sources.iter().map(sources::SourceState::resume_at))
+                    .flatten()
+                    .min();
                 self.timers.poll_timeout(next)
             } else {
                 Some(Duration::ZERO)

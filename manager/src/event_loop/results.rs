@@ -140,6 +140,7 @@ impl EventLoop {
                     return self.breach(slot, "it sent a second Hello".into());
                 }
                 w.said_hello = true;
+                w.hello_pid = Some(hello.pid);
                 // A worker told to retire before it said hello (a shutdown
                 // right after its start) stays retiring.
                 let ready = w.phase == Phase::Starting;
@@ -232,6 +233,7 @@ impl EventLoop {
         let ran = now.saturating_duration_since(w.head_started);
         w.head_started = now;
         w.served += 1;
+        let source = w.source;
         if max_tasks == Some(w.served) {
             // It exits now; an Exiting frame follows. Nothing else it holds
             // will start: it goes to another worker.
@@ -240,7 +242,7 @@ impl EventLoop {
             self.requeue_all(slot);
         }
         self.sched.costs().learn(job.task, ran);
-        self.worker_succeeded();
+        self.worker_succeeded(source);
         self.settle(job, end);
         self.head_changed(slot);
     }
@@ -255,6 +257,19 @@ impl EventLoop {
         let Some(w) = self.slots.get_mut(slot).and_then(Option::as_mut) else {
             return;
         };
+        if w.launched {
+            // A launched worker's stream is all the pool sees of it: its
+            // end is the worker's end. The launcher follows (ssh exits); one
+            // that lingers is killed after the exit timeout.
+            w.close_results(registry);
+            let (serial, exited) = (w.serial, matches!(w.process.try_wait(), Ok(Some(_))));
+            if exited || w.pidfd.is_none() {
+                return self.try_reap(slot);
+            }
+            self.timers
+                .arm(self.config.exit_timeout, slot, serial, Deadline::Exit);
+            return;
+        }
         let dying = crate::sys::is_exiting(w.pid) == Some(true);
         if w.orderly_exit || w.killed || dying {
             w.close_results(registry);
@@ -309,16 +324,22 @@ impl EventLoop {
         if w.failure.is_some() {
             return;
         }
-        log::warn!("procpool: worker {} broke the protocol: {detail}", w.pid);
-        let (pid, served) = (w.pid, w.served);
+        let (pid, served, source) = (w.pid, w.served, w.source);
+        let detail = match (w.launched, self.sources.get(source)) {
+            (true, Some(state)) => format!("{} (on {})", detail, state.spec.name),
+            _ => detail,
+        };
+        log::warn!("procpool: worker {pid} broke the protocol: {detail}");
         let description = format!("worker {pid} broke the protocol: {detail}");
-        w.condemn(Failure::Protocol { pid, detail });
+        if let Some(w) = self.worker(slot) {
+            w.condemn(Failure::Protocol { pid, detail });
+        }
         self.sched.set_busy(slot);
         self.stop_reading(slot);
         if served == 0 {
             // Counted now, not when it is reaped, so that no start slips in
             // before the back-off.
-            self.count_failure(description);
+            self.count_failure(source, description);
         }
     }
 }

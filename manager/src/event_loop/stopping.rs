@@ -7,7 +7,13 @@ use super::EventLoop;
 use crate::failure::Signal;
 use crate::job::StopReason;
 use crate::slot::Phase;
+use procpool_ipc::{FrameBuf, ToWorker};
 use std::time::{Duration, Instant};
+
+/// How long after a stop's grace a launched worker may take to answer or
+/// die (the way back over a network) before its launcher is killed and its
+/// stream ended.
+const STOP_MARGIN: Duration = Duration::from_secs(2);
 
 impl EventLoop {
     /// Stops the job `id`: cancelled if still queued or waiting in a window,
@@ -62,6 +68,9 @@ impl EventLoop {
         );
         // Nothing more goes to this worker until the stop has played out.
         self.sched.set_busy(slot);
+        if self.worker(slot).is_some_and(|w| w.launched) {
+            return self.stop_launched(slot, job, grace);
+        }
         if grace.is_zero() {
             self.kill_stopped(slot);
         } else {
@@ -73,12 +82,36 @@ impl EventLoop {
         }
     }
 
-    /// SIGKILLs the worker whose job is being stopped, and replaces it.
-    fn kill_stopped(&mut self, slot: usize) {
-        if let Some(w) = self.worker(slot) {
-            w.phase = Phase::Retiring;
-            w.signal(libc::SIGKILL);
+    /// Stops job `job` of a launched worker, which no signal of ours
+    /// reaches: a `Stop` frame, which the worker obeys (SIGTERM to its group
+    /// now, SIGKILL after `grace`), backed by killing its launcher and
+    /// ending its stream if it has not answered or died [`STOP_MARGIN`]
+    /// after the grace.
+    fn stop_launched(&mut self, slot: usize, job: u64, grace: Duration) {
+        let Some(w) = self.worker(slot) else { return };
+        if w.calls.is_none() {
+            return self.kill_stopped(slot);
         }
+        let grace_ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
+        let mut frame = FrameBuf::new();
+        if let Err(e) = frame.push(&ToWorker::Stop { id: job, grace_ms }) {
+            log::error!("procpool: cannot encode a stop: {e}");
+            return self.kill_stopped(slot);
+        }
+        w.queue_control(frame.pending().to_vec());
+        let serial = w.serial;
+        self.write_calls(slot);
+        self.timers.arm(
+            grace + STOP_MARGIN,
+            slot,
+            serial,
+            Deadline::GraceOver { job },
+        );
+    }
+
+    /// Kills the worker whose job is being stopped, and replaces it.
+    fn kill_stopped(&mut self, slot: usize) {
+        self.kill_worker(slot);
         self.replace_now(slot);
     }
 
@@ -144,7 +177,7 @@ impl EventLoop {
                         "procpool: worker {} did not exit in time when it had to; killing it",
                         w.pid
                     );
-                    w.signal(libc::SIGKILL);
+                    self.kill_worker(slot);
                 }
                 Deadline::Reap => self.try_reap(slot),
             }
@@ -194,8 +227,8 @@ impl EventLoop {
             } else if kill {
                 if let Some(w) = self.worker(slot) {
                     w.orderly_exit = true;
-                    w.signal(libc::SIGKILL);
                 }
+                self.kill_worker(slot);
             } else {
                 self.retire(slot);
             }

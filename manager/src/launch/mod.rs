@@ -15,12 +15,14 @@
 
 mod command;
 mod forkserver;
+mod launched;
 mod process;
 pub(crate) mod spawner;
 
+pub(crate) use launched::StderrTail;
 pub(crate) use process::Process;
 
-use crate::config::Config;
+use crate::config::{Config, Source};
 use crate::sys;
 use forkserver::Forkserver;
 use parking_lot::Mutex;
@@ -28,6 +30,7 @@ use std::fmt;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// A started worker process and our ends of its pipes.
@@ -37,8 +40,13 @@ pub(crate) struct Started {
     pub(crate) calls: OwnedFd,
     /// The result pipe's read end (its stdout).
     pub(crate) results: OwnedFd,
-    /// Forked by the fork server (else spawned).
+    /// Forked by the fork server (else spawned or launched).
     pub(crate) forked: bool,
+    /// The index of its source.
+    pub(crate) source: usize,
+    /// A launched worker's stderr, as it arrives (`None`: a local worker,
+    /// whose stderr is this process's).
+    pub(crate) stderr: Option<Arc<StderrTail>>,
 }
 
 /// Why a worker could not be started.
@@ -94,6 +102,7 @@ const FIRST_FORK_WAIT: Duration = Duration::from_millis(100);
 /// Starts workers as the pool's config says.
 pub(crate) struct Launcher {
     config: Config,
+    sources: Vec<Source>,
     server: Mutex<ServerSlot>,
     serial: AtomicU64,
     /// The fork server's pid while one runs (0: none), readable without the
@@ -106,9 +115,12 @@ pub(crate) struct Launcher {
 
 impl Launcher {
     pub(crate) fn new(config: Config) -> Self {
-        let given_up = !config.forkserver;
+        let sources = config.sources_or_local();
+        // The fork server serves local workers only.
+        let given_up = !config.forkserver || sources.iter().all(Source::is_launched);
         Self {
             config,
+            sources,
             server: Mutex::new(ServerSlot {
                 server: None,
                 failures: 0,
@@ -125,17 +137,37 @@ impl Launcher {
     /// With `wait_for_server`, a fork server that is starting (or started
     /// now) is waited for a little ([`FIRST_FORK_WAIT`]) rather than passed
     /// by: the pool's first start, so that it too is a fork.
-    pub(crate) fn start(&self, wait_for_server: bool) -> Result<Started, StartError> {
+    pub(crate) fn start(
+        &self,
+        source: usize,
+        wait_for_server: bool,
+    ) -> Result<Started, StartError> {
+        let spec = self.sources.get(source).ok_or_else(|| {
+            StartError::new(
+                format!("no source {source}"),
+                io::Error::from(io::ErrorKind::InvalidInput),
+            )
+        })?;
+        if spec.is_launched() {
+            if self.stopping.load(Ordering::SeqCst) {
+                return Err(Self::stopping_error());
+            }
+            return launched::launch(&self.config, source, spec);
+        }
         if let Some(started) = self.try_fork(wait_for_server) {
-            return Ok(started);
+            return Ok(Started { source, ..started });
         }
         if self.stopping.load(Ordering::SeqCst) {
-            return Err(StartError::new(
-                "the pool is stopping",
-                io::Error::from(io::ErrorKind::Interrupted),
-            ));
+            return Err(Self::stopping_error());
         }
-        self.spawn()
+        self.spawn().map(|started| Started { source, ..started })
+    }
+
+    fn stopping_error() -> StartError {
+        StartError::new(
+            "the pool is stopping",
+            io::Error::from(io::ErrorKind::Interrupted),
+        )
     }
 
     /// A fork from the fork server, starting the server first when it is
@@ -239,6 +271,8 @@ impl Launcher {
             calls: calls_write,
             results: results_read,
             forked: true,
+            source: 0,
+            stderr: None,
         })
     }
 
@@ -255,6 +289,8 @@ impl Launcher {
             calls: calls_write,
             results: results_read,
             forked: false,
+            source: 0,
+            stderr: None,
         })
     }
 

@@ -18,13 +18,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// What the thread has started (or failed to), for the manager to take in.
-type Delivered = Mutex<Vec<Result<Started, StartError>>>;
+type Delivered = Mutex<Vec<(usize, Result<Started, StartError>)>>;
 
 pub(crate) struct Spawner {
     launcher: Arc<Launcher>,
     mailbox: Arc<Mailbox>,
     delivered: Arc<Delivered>,
-    requests: Option<mpsc::Sender<()>>,
+    requests: Option<mpsc::Sender<usize>>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -40,18 +40,18 @@ impl Spawner {
         }
     }
 
-    fn start_thread(&mut self) -> std::io::Result<&mpsc::Sender<()>> {
+    fn start_thread(&mut self) -> std::io::Result<&mpsc::Sender<usize>> {
         if self.requests.is_none() {
-            let (requests, inbox) = mpsc::channel::<()>();
+            let (requests, inbox) = mpsc::channel::<usize>();
             let launcher = Arc::clone(&self.launcher);
             let mailbox = Arc::clone(&self.mailbox);
             let delivered = Arc::clone(&self.delivered);
             let thread = std::thread::Builder::new()
                 .name("procpool-spawn".into())
                 .spawn(move || {
-                    while inbox.recv().is_ok() {
-                        let started = launcher.start(false);
-                        delivered.lock().push(started);
+                    while let Ok(source) = inbox.recv() {
+                        let started = launcher.start(source, false);
+                        delivered.lock().push((source, started));
                         mailbox.wake();
                     }
                 })?;
@@ -66,11 +66,11 @@ impl Spawner {
     ///
     /// # Errors
     /// When the thread cannot start or is gone.
-    pub(crate) fn request(&mut self) -> Result<(), StartError> {
+    pub(crate) fn request(&mut self, source: usize) -> Result<(), StartError> {
         let requests = self
             .start_thread()
             .map_err(|e| StartError::new("cannot start the spawner thread", e))?;
-        requests.send(()).map_err(|_| {
+        requests.send(source).map_err(|_| {
             StartError::new(
                 "the spawner thread has stopped",
                 std::io::Error::other("channel closed"),
@@ -79,13 +79,13 @@ impl Spawner {
     }
 
     /// The workers started since the last call.
-    pub(crate) fn take_started(&self) -> Vec<Result<Started, StartError>> {
+    pub(crate) fn take_started(&self) -> Vec<(usize, Result<Started, StartError>)> {
         std::mem::take(&mut *self.delivered.lock())
     }
 
     /// Stops the thread once the requests already made are served, and
     /// returns what it started that nobody took.
-    pub(crate) fn stop(&mut self) -> Vec<Result<Started, StartError>> {
+    pub(crate) fn stop(&mut self) -> Vec<(usize, Result<Started, StartError>)> {
         self.requests = None;
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();

@@ -28,4 +28,4 @@ pub(crate) use imp::{
     grow_pipe, holds_same_pipe, is_child, is_exiting, pipe, readable_within, send_fork_request,
     signal_group, wait_child, Pidfd, TimerFd,
 };
-pub(crate) use spawn::{closes_inherited_fds, spawn, SpawnSpec};
+pub(crate) use spawn::{closes_inherited_fds, spawn, spawn_with_stderr, SpawnSpec};

@@ -98,6 +98,17 @@ impl Drop for Recipe {
 /// An exec that fails (no such program, not executable) is reported here:
 /// glibc's `posix_spawn` waits for the exec.
 pub(crate) fn spawn(spec: &SpawnSpec, stdin: &OwnedFd, stdout: &OwnedFd) -> io::Result<u32> {
+    spawn_with_stderr(spec, stdin, stdout, None)
+}
+
+/// [`spawn`], with `stderr` (when given) on the child's fd 2 instead of
+/// this process's.
+pub(crate) fn spawn_with_stderr(
+    spec: &SpawnSpec,
+    stdin: &OwnedFd,
+    stdout: &OwnedFd,
+    stderr: Option<&OwnedFd>,
+) -> io::Result<u32> {
     let mut argv: Vec<*mut c_char> = spec.argv.iter().map(|a| a.as_ptr().cast_mut()).collect();
     argv.push(std::ptr::null_mut());
     let mut envp: Vec<*mut c_char> = spec.envp.iter().map(|e| e.as_ptr().cast_mut()).collect();
@@ -118,8 +129,8 @@ pub(crate) fn spawn(spec: &SpawnSpec, stdin: &OwnedFd, stdout: &OwnedFd) -> io::
     let flags =
         libc::POSIX_SPAWN_SETPGROUP | libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF;
     // SAFETY: `recipe` holds initialised attributes and actions; the sigset
-    // values live on this frame for the calls, which copy them. dup2 onto 0
-    // and 1 clears close-on-exec on the copies, so the child keeps exactly
+    // values live on this frame for the calls, which copy them. dup2 onto 0,
+    // 1 (and 2) clears close-on-exec on the copies, so the child keeps exactly
     // its channel; closefrom(3) then drops every other inherited fd. The
     // directory is a CString of `spec` (copied by addchdir). The argv and
     // envp arrays are NULL-terminated and point into CStrings of
@@ -148,6 +159,13 @@ pub(crate) fn spawn(spec: &SpawnSpec, stdin: &OwnedFd, stdout: &OwnedFd) -> io::
             stdout.as_raw_fd(),
             libc::STDOUT_FILENO,
         ))?;
+        if let Some(stderr) = stderr {
+            check(libc::posix_spawn_file_actions_adddup2(
+                &mut recipe.actions,
+                stderr.as_raw_fd(),
+                libc::STDERR_FILENO,
+            ))?;
+        }
         if let Some(addclosefrom) = addclosefrom() {
             check(addclosefrom(&mut recipe.actions, 3))?;
         }
