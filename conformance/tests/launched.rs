@@ -250,3 +250,28 @@ fn a_launched_worker_that_ignores_a_stop_is_cut_off_after_the_grace() {
     }
     assert_ended_within(&lingering, SOON);
 }
+
+#[test]
+fn a_launched_worker_of_another_protocol_version_is_refused_naming_both_and_the_place() {
+    adopt_orphans();
+    let hostile = env!("CARGO_BIN_EXE_procpool-hostile-worker");
+    let launcher = Launcher::command([RELAY]).program(hostile).name("old host");
+    let pool = pool_on(launcher, 1)
+        .worker_args(["old-version"])
+        .restart_backoff(Duration::from_millis(10), Duration::from_millis(50))
+        .max_failures_in_a_row(2)
+        .build()
+        .unwrap();
+    let error = pool.submit(SQUARE, 2).unwrap().result(Some(HANG)).unwrap_err();
+    match &error {
+        Error::BrokenPool { cause, .. } => {
+            let versions = format!(
+                "peer speaks protocol version 2, this side speaks {}",
+                procpool_ipc::PROTOCOL_VERSION
+            );
+            assert!(cause.contains(&versions), "both versions: {cause}");
+            assert!(cause.contains("on old host"), "the place: {cause}");
+        }
+        other => panic!("expected a broken pool, got {other:?}"),
+    }
+}

@@ -18,6 +18,7 @@
 //! | `abort-linger`     | at its first call, says `Aborting(OutOfMemory)`, never dies   |
 //! | `zst-bomb`         | answers every call with an output announcing 2^62 elements    |
 //! | `exit-on-call`     | exits 1 at every call                                         |
+//! | `old-version`      | says a `Hello` of protocol version 2, then serves            |
 //! | `serve`            | serves correctly (a control)                                  |
 //!
 //! "Never exits" and "stalls" are a sleep of ten minutes, far past any bound
@@ -83,7 +84,10 @@ fn main() {
         }
         _ => {}
     }
-    let hello = Hello::new(std::process::id(), vec!["noop".into(), "square".into()]);
+    let mut hello = Hello::new(std::process::id(), vec!["noop".into(), "square".into()]);
+    if mode == "old-version" {
+        hello.version = 2;
+    }
     send(&mut out, &frame(&FromWorker::Hello(hello)));
     match mode.as_str() {
         "exit-after-hello" => std::process::exit(0),
