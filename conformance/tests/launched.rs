@@ -262,7 +262,11 @@ fn a_launched_worker_of_another_protocol_version_is_refused_naming_both_and_the_
         .max_failures_in_a_row(2)
         .build()
         .unwrap();
-    let error = pool.submit(SQUARE, 2).unwrap().result(Some(HANG)).unwrap_err();
+    let error = pool
+        .submit(SQUARE, 2)
+        .unwrap()
+        .result(Some(HANG))
+        .unwrap_err();
     match &error {
         Error::BrokenPool { cause, .. } => {
             let versions = format!(
