@@ -84,6 +84,11 @@
 //!   raising on a running or finished future.
 //! - A panicking done callback is reported on stderr (no logging dependency).
 //! - [`Future::into_result`] moves the outcome out for a `T` that is not `Clone`.
+//!
+//! # Platforms
+//!
+//! Any: the crate is plain Rust on `std` and `parking_lot`, with no
+//! `unsafe`.
 #![forbid(unsafe_code)]
 
 mod as_completed;
@@ -102,3 +107,8 @@ pub use error::{AsCompletedTimeout, Cancelled, InvalidState, Taken, Timeout};
 pub use future::Future;
 pub use state::{AbortTarget, Deferred, State};
 pub use wait::{wait, ReturnWhen, WaitResult};
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

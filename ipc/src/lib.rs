@@ -58,6 +58,10 @@
 //! let ToWorker::Call(call) = ToWorker::decode(frame).unwrap() else { unreachable!() };
 //! assert_eq!(SQUARE.decode_args(call.payload).unwrap(), 7);
 //! ```
+//!
+//! # Platforms
+//!
+//! Any: the crate is plain Rust over `Read` and `Write`, with no `unsafe`.
 #![forbid(unsafe_code)]
 
 mod bounded;
@@ -86,3 +90,8 @@ pub use message::{
 };
 pub use payload::Payload;
 pub use payload_error::PayloadError;
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

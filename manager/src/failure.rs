@@ -116,6 +116,27 @@ pub enum Refused {
     Broken(BreakCause),
 }
 
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::ShutDown => f.write_str("the pool was shut down: it takes no new work"),
+            Self::Broken(cause) => write!(f, "the pool is broken: {cause}"),
+        }
+    }
+}
+
+impl std::error::Error for Refused {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::ShutDown => None,
+            Self::Broken(cause) => cause
+                .source
+                .as_deref()
+                .map(|e| e as &(dyn std::error::Error + 'static)),
+        }
+    }
+}
+
 /// Why a job did not produce an output.
 #[derive(Debug, Clone)]
 #[non_exhaustive]

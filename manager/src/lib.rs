@@ -53,7 +53,23 @@
 //! `backlog` (the bounded backlog's places, which submitters wait for),
 //! `stats` (counters out), `job`, `failure`, `config`, `handle` (the
 //! caller's [`Manager`]), `sys` (the OS calls).
+//!
+//! # Platforms
+//!
+//! Linux only (a `compile_error!` elsewhere). A worker's exit is seen
+//! through its pidfd (Linux 5.3); where pidfds are missing or refused, as
+//! the end of its result pipe, with the same guarantees (CI runs the
+//! conformance suite both ways). Workers start by `posix_spawn`, closing
+//! inherited fds with `posix_spawn_file_actions_addclosefrom_np` where glibc
+//! has it (2.34), or as forks of a fork server. The OS calls sit in the `sys`
+//! module, for another platform to follow.
 #![deny(unsafe_code)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "procpool-manager supports Linux only (pidfds, PR_SET_PDEATHSIG, /proc); \
+     its OS calls sit in its `sys` module for another platform to follow"
+);
 
 mod backlog;
 mod config;
@@ -89,3 +105,8 @@ pub(crate) fn cpus_available() -> usize {
 pub fn closes_inherited_fds() -> bool {
     sys::closes_inherited_fds()
 }
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;

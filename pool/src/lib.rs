@@ -54,6 +54,23 @@
 //!     Ok(())
 //! }
 //! ```
+//!
+//! # Platforms
+//!
+//! Linux only: the crates below do not build elsewhere (a `compile_error!`
+//! says so). Which guarantees hold where:
+//!
+//! | where | what differs |
+//! | ----- | ------------ |
+//! | Linux 5.3 and later | everything in these docs: a worker's exit is seen through its pidfd, at once |
+//! | Linux before 5.3, or pidfds refused (seccomp) | the same guarantees; a worker's exit is seen as the end of its result pipe, CPython's way (the conformance suite runs this way in CI too) |
+//! | glibc before 2.34 (no `posix_spawn_file_actions_addclosefrom_np`) | fds the host leaked without close-on-exec reach a worker until its [`serve_if_worker`] closes them (a worker started with [`PoolBuilder::worker_program`] that is not built on `procpool-worker` keeps them) |
+//! | a container without `/proc` | a worker whose output ends cannot be told dying from alive: it is killed at once, as a living one would be; [`PoolBuilder::max_memory_per_child`] reads nothing and recycles no worker |
+//! | workers on other machines ([`PoolBuilder::workers_on`] with ssh, `srun`, `kubectl exec`) | no parent-death signal: a worker ends when its stream ends; a stop is a frame the worker obeys, backed by killing the local launcher; [`PoolBuilder::memory_limit`] and `max_memory_per_child` apply on the worker's host |
+//!
+//! [`PoolBuilder::memory_limit`] is `RLIMIT_AS`: it limits address space,
+//! not resident memory, so set it well above what a task touches (a
+//! thread's stack and the allocator's arenas count in full).
 #![deny(unsafe_code)]
 
 mod builder;
@@ -113,9 +130,10 @@ impl<T> Iterator for AsCompleted<T> {
 
 impl<T> std::iter::FusedIterator for AsCompleted<T> {}
 
-/// The README's example, compiled as a doc test.
+/// The README's examples (the crate's README is the repository's), compiled
+/// as doc tests.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeExample;
 
 /// A [`Future`] that aborts its task when dropped unfinished: what

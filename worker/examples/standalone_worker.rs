@@ -76,7 +76,7 @@ fn tasks() -> Registry {
         })
         .with(GETPID, |()| std::process::id())
         .with(HALF, |x: u64| {
-            assert!(x % 2 == 0, "half: {x} is odd");
+            assert!(x.is_multiple_of(2), "half: {x} is odd");
             x / 2
         })
         .with(PANIC, |message: String| panic!("{message}"))

@@ -76,7 +76,21 @@
 //!     // ... the application proper ...
 //! }
 //! ```
+//!
+//! # Platforms
+//!
+//! Linux only (a `compile_error!` elsewhere): the worker uses
+//! `PR_SET_PDEATHSIG`, process groups, `poll` on its result pipe, `/proc`
+//! for its resident set and `RLIMIT_AS` for the hard memory cap. Without
+//! `/proc` (some containers) `Settings::max_memory` reads nothing and never
+//! ends a worker. [`serve_channel`] itself is plain `Read`/`Write`.
 #![deny(unsafe_code)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "procpool-worker supports Linux only (pidfds, PR_SET_PDEATHSIG, /proc); \
+     its OS calls sit in its `sys` module for another platform to follow"
+);
 
 mod forkserver;
 mod liveness;
@@ -227,3 +241,8 @@ fn serve_on(
     let calls = sys::SpinningReader { file: calls };
     Ok(serve_channel(registry, settings, calls, results))
 }
+
+/// The README's examples, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExamples;
