@@ -124,12 +124,26 @@ fn main() {
                 linger()
             }
             "lying-ceiling" => {
-                send(&mut out, &done);
                 let reason = ExitReason::MemoryCeiling {
                     resident: 1 << 40,
                     ceiling: 1 << 20,
                 };
-                send(&mut out, &frame(&FromWorker::Exiting(reason)));
+                // The answer and the claim in one write, so the pool reads
+                // them in one turn: were the claim to come later, the pool
+                // could send this worker the next call in between, which a
+                // lying worker's breach then fails (as it must: the pool
+                // cannot know whether it ran), and the test would be racy.
+                // (Stdout is line-buffered and would split binary frames at
+                // a newline byte: one write(2) on fd 1, under PIPE_BUF, is
+                // atomic.)
+                let mut both = done;
+                both.extend(frame(&FromWorker::Exiting(reason)));
+                // SAFETY: fd 1 is this process's stdout, open for its whole
+                // life; ManuallyDrop keeps this File from closing it.
+                let mut fd1 = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
+                if out.flush().and_then(|()| fd1.write_all(&both)).is_err() {
+                    std::process::exit(1);
+                }
                 linger()
             }
             "abort-linger" => {
