@@ -72,6 +72,9 @@ pub(crate) struct WorkerSlot {
     /// started at once, so it no longer counts towards `max_workers`, and
     /// its reaping starts no other.
     pub(crate) replaced: bool,
+    /// Killed to stop its job: its replacement starts when it is reaped
+    /// (or when `Deadline::Replace` fires first), not while it dies.
+    pub(crate) replace_when_reaped: bool,
     /// It said `Exiting`, or was told to exit: its end is expected.
     pub(crate) orderly_exit: bool,
     /// Its `Hello` has arrived (only one may).
@@ -153,6 +156,7 @@ impl WorkerSlot {
             failure: None,
             killed: false,
             replaced: false,
+            replace_when_reaped: false,
             orderly_exit: false,
             said_hello: false,
             said_exiting: false,

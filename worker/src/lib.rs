@@ -211,7 +211,8 @@ fn exit_with(ended: Result<Ending, String>) -> ! {
 }
 
 /// Serves on a channel already taken off stdio (or received by a fork):
-/// its own process group, the signal setup, the watchdog on the channel.
+/// its own process group, the signal setup, the liveness watch on the
+/// channel.
 fn serve_on(
     registry: &Registry,
     settings: &Settings,

@@ -16,7 +16,7 @@
 //!
 //! The end of the channel ends the serve loop as it does for a local
 //! worker; a channel with nobody left to read the results (the connection
-//! dropped, the pool died) is the liveness watchdog's to act on.
+//! dropped, the pool died) is the liveness watch's to act on.
 
 use procpool_ipc::{Decoder, ReadStatus, ToWorker, HEADER_LEN};
 use std::io::{self, Read};

@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 /// The spin budget the parent gave with the call being served, in
 /// microseconds: how long [`SpinningReader`] waits for the next call
@@ -131,28 +131,87 @@ pub(crate) fn die_with_parent_plainly() -> io::Result<()> {
     .map(drop)
 }
 
-/// Blocks until the write end `fd` of a pipe has no reader left (poll
-/// reports POLLERR then, pipe(7)), or the fd is no pipe end at all.
-pub(crate) fn wait_for_no_reader(fd: RawFd) -> io::Result<()> {
-    loop {
-        // No events asked for: poll reports only POLLERR, POLLHUP and
-        // POLLNVAL, which are always reported (never POLLOUT).
-        let mut fds = libc::pollfd {
-            fd,
-            events: 0,
-            revents: 0,
-        };
-        // SAFETY: poll reads and writes exactly the one pollfd we pass, which
-        // lives on this stack frame for the call.
-        let ready = unsafe { libc::poll(&mut fds, 1, -1) };
-        if ready > 0 {
-            return Ok(());
-        }
-        let err = io::Error::last_os_error();
-        if ready < 0 && err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
+/// The signal the result pipe raises (see `liveness`). SIGURG: ignored by
+/// default, so that if a task resets its handler, a drained pipe is not a
+/// death sentence; and nothing else in a worker asks for it (it comes from
+/// sockets whose owner was set, out-of-band data).
+pub(crate) const LIVENESS_SIGNAL: libc::c_int = libc::SIGURG;
+
+/// `fcntl`'s command that picks the signal of signal-driven I/O (Linux's
+/// `asm-generic/fcntl.h`; the libc crate does not export it).
+const F_SETSIG: libc::c_int = 10;
+
+/// The result pipe's write end, for [`on_result_pipe_event`]; -1 before the
+/// watch starts.
+static WATCHED_RESULTS: AtomicI32 = AtomicI32::new(-1);
+
+/// Whether the write end `fd` of a pipe has no reader left: `poll` asked for
+/// no event reports POLLERR then (pipe(7)), and nothing while a reader is
+/// there. Async-signal-safe.
+fn no_reader_left(fd: RawFd) -> bool {
+    let mut fds = libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: poll reads and writes exactly the one pollfd we pass, which
+    // lives on this stack frame for the call; a zero timeout never blocks.
+    let ready = unsafe { libc::poll(&mut fds, 1, 0) };
+    ready > 0 && fds.revents & libc::POLLERR != 0
+}
+
+/// [`LIVENESS_SIGNAL`]: the result pipe lost its last reader, or was
+/// drained after it was full. Async-signal-safe: an atomic load, `poll`,
+/// `kill`; `errno` is kept for the code it interrupted.
+extern "C" fn on_result_pipe_event(
+    _signal: libc::c_int,
+    _info: *mut libc::siginfo_t,
+    _context: *mut libc::c_void,
+) {
+    // SAFETY: __errno_location returns this thread's errno, valid for the
+    // thread's life.
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: as above; read here and written back below on this thread.
+    let saved = unsafe { *errno };
+    let fd = WATCHED_RESULTS.load(Ordering::Relaxed);
+    if fd >= 0 && no_reader_left(fd) {
+        kill_own_group();
     }
+    // SAFETY: as above.
+    unsafe { *errno = saved };
+}
+
+/// Kills this process's group as soon as the write end `fd` of a pipe has
+/// no reader left, busy or idle, through signal-driven I/O on `fd` (see
+/// `liveness`); at once if it has none already. `fd` must stay open for the
+/// rest of the process's life.
+pub(crate) fn kill_group_when_no_reader(fd: RawFd) -> io::Result<()> {
+    WATCHED_RESULTS.store(fd, Ordering::Relaxed);
+    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value and
+    // the handler stored in it is async-signal-safe; the fcntl calls take
+    // integers only and change flags of an fd this process owns.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_result_pipe_event
+            as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+            as libc::sighandler_t;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        check(libc::sigemptyset(&mut action.sa_mask))?;
+        check(libc::sigaction(
+            LIVENESS_SIGNAL,
+            &action,
+            std::ptr::null_mut(),
+        ))?;
+        check(libc::fcntl(fd, libc::F_SETOWN, libc::getpid()))?;
+        check(libc::fcntl(fd, F_SETSIG, LIVENESS_SIGNAL))?;
+        let flags = check(libc::fcntl(fd, libc::F_GETFL))?;
+        check(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_ASYNC))?;
+    }
+    // A reader that left before the watch began raises no signal.
+    if no_reader_left(fd) {
+        kill_own_group();
+    }
+    Ok(())
 }
 
 /// Closes every fd above 2, whatever it is: what a wrapper program or an

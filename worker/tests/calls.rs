@@ -104,8 +104,7 @@ fn stdio_is_moved_off_the_channel_to_cloexec_fds() {
     };
     assert_eq!(link("0").to_str(), Some("/dev/null"), "fd 0");
     assert_eq!(link("1"), link("2"), "fd 1 is stderr");
-    // The channel lives on on other fds, close-on-exec (the result pipe
-    // twice: the serve loop's, and the copy the watchdog polls).
+    // The channel lives on on other fds, close-on-exec.
     let channel = worker.channel_pipes();
     let mut found = Vec::new();
     for entry in std::fs::read_dir(format!("/proc/{pid}/fd")).expect("the worker's fds") {

@@ -367,7 +367,7 @@ impl EventLoop {
         let deliberate = w.orderly_exit || (w.killed && !breach);
         let waiting = w.drain_waiting();
         let head = w.pop_job();
-        let source = w.source;
+        let (source, replace) = (w.source, w.replace_when_reaped && !w.replaced);
         let mut break_cause = None;
         // A breach was counted when it happened.
         let counts = !deliberate && !breach && w.served == 0 && head.is_none();
@@ -404,6 +404,23 @@ impl EventLoop {
             self.break_pool(cause, None);
         } else if counts {
             self.count_failure(source, description);
+        }
+        if replace {
+            self.replace_reaped();
+        }
+    }
+
+    /// Starts the replacement of a worker killed to stop its job, now that
+    /// it is reaped (see `kill_stopped`).
+    fn replace_reaped(&mut self) {
+        if self.broken.is_some()
+            || self.shutting_down
+            || self.workers_counted() >= self.config.max_workers
+        {
+            return;
+        }
+        if let Some(source) = self.source_to_start() {
+            self.start_one(source);
         }
     }
 
@@ -446,10 +463,10 @@ impl EventLoop {
         }
     }
 
-    /// Starts the replacement of the worker in `slot`, just killed on
-    /// purpose (a stop), without waiting for its death to be confirmed: the
-    /// new worker's start overlaps with the kernel tearing the old one down.
-    /// The killed worker no longer counts towards `max_workers`.
+    /// Starts the replacement of the worker in `slot`, killed on purpose (a
+    /// stop), without waiting for its death to be confirmed: a launched
+    /// worker at once, a local one when it is not reaped in time. The killed
+    /// worker no longer counts towards `max_workers`.
     pub(super) fn replace_now(&mut self, slot: usize) {
         if self.broken.is_some() || self.shutting_down {
             return;

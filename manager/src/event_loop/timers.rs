@@ -26,6 +26,9 @@ pub(crate) enum Deadline {
     Exit,
     /// Look again whether it has exited (no pidfd to say so).
     Reap,
+    /// Killed to stop its job and not reaped yet: start its replacement
+    /// without waiting any longer.
+    Replace,
 }
 
 /// A deadline of the worker in `slot` with `serial`.

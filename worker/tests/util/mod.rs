@@ -412,3 +412,45 @@ pub(crate) fn assert_exit_code(status: ExitStatus, code: i32, stderr: &str) {
         status.signal()
     );
 }
+
+impl Worker {
+    /// Stops reading the worker's results for good: the test's end of the
+    /// result pipe becomes /dev/null, so the pipe has no reader left (what a
+    /// worker sees when its pool's process is gone, whoever its parent is).
+    pub(crate) fn hang_up_results(&mut self) {
+        let null = std::fs::File::open("/dev/null").expect("/dev/null opens");
+        let fd = self.results.get_ref().inner.as_raw_fd();
+        // SAFETY: dup2 takes two integers; `fd` is this struct's own open
+        // read end, which now names /dev/null instead (its pipe end closes).
+        let ret = unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        assert_eq!(ret, fd, "dup2: {}", io::Error::last_os_error());
+    }
+}
+
+impl Worker {
+    /// Waits until the worker has read everything sent on its call pipe
+    /// (the pipe holds no byte): it then runs what it read.
+    ///
+    /// # Panics
+    /// When bytes are still there after the deadline.
+    pub(crate) fn wait_until_calls_taken(&self) {
+        let fd = self
+            .calls
+            .as_ref()
+            .expect("the call pipe is open")
+            .as_raw_fd();
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let mut unread: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one c_int, the bytes in the pipe, into
+            // `unread`, which lives on this frame.
+            let ret = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut unread) };
+            assert_eq!(ret, 0, "FIONREAD: {}", io::Error::last_os_error());
+            if unread == 0 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{unread} bytes of calls unread");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
