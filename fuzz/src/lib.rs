@@ -93,6 +93,23 @@ pub fn payload_codec(data: &[u8]) {
     round_trip::<BTreeMap<u8, ()>>(data);
     round_trip::<(Vec<()>, Vec<Vec<()>>)>(data);
     round_trip::<Expr>(data);
+    batch_outputs_as_serde::<u64>(data);
+    batch_outputs_as_serde::<String>(data);
+    batch_outputs_as_serde::<()>(data);
+}
+
+/// `decode_batch_outputs` reads a batch's results without serde's `Result`
+/// impl: it must accept exactly the bytes serde's own decode of
+/// `Vec<Result<O, RemoteError>>` accepts, with the same values.
+fn batch_outputs_as_serde<O>(data: &[u8])
+where
+    O: serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+{
+    let ours = procpool_ipc::decode_batch_outputs_uncaught::<O>(data)
+        .ok()
+        .map(Iterator::collect::<Vec<_>>);
+    let serdes = procpool_ipc::decode_value::<Vec<Result<O, RemoteError>>>(data).ok();
+    assert_eq!(ours, serdes, "decode_batch_outputs and serde disagree");
 }
 
 /// A unit struct: no bytes at all.

@@ -64,6 +64,7 @@
 //! Any: the crate is plain Rust over `Read` and `Write`, with no `unsafe`.
 #![forbid(unsafe_code)]
 
+mod batch;
 mod bounded;
 mod codec;
 pub mod env;
@@ -76,6 +77,7 @@ mod payload;
 mod payload_error;
 pub mod serde_bytes;
 
+pub use batch::{decode_batch_outputs, decode_batch_outputs_uncaught, BatchOutputs};
 pub use bounded::{MAX_DEPTH, ZERO_SIZED_ALLOWANCE};
 pub use codec::{
     batch_len, decode_value, decode_value_catching_panics, encode_value, ByteBuf, Task, MAX_BATCH,

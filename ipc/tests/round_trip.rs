@@ -384,3 +384,85 @@ fn reading_more_while_whole_frames_wait_unread_is_fine() {
     }
     assert_eq!(frames, 6);
 }
+
+/// A batch's results, as a worker encodes them.
+fn batch_results() -> impl Strategy<Value = Vec<Result<u64, RemoteError>>> {
+    let error = (".{0,20}", any::<bool>()).prop_map(|(message, panicked)| {
+        let kind = if panicked {
+            RemoteErrorKind::Panicked
+        } else {
+            RemoteErrorKind::OutputEncode
+        };
+        RemoteError::new(kind, message)
+    });
+    prop::collection::vec(
+        prop_oneof![4 => any::<u64>().prop_map(Ok), 1 => error.prop_map(Err)],
+        0..300,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// `decode_batch_outputs` skips serde's `Result` impl, not its bytes:
+    /// what serde encodes, it decodes to the same values in the same order.
+    #[test]
+    fn batch_outputs_decode_what_serde_encodes(results in batch_results()) {
+        let mut bytes = Vec::new();
+        procpool_ipc::encode_value(&results, &mut bytes).expect("encodable");
+        let decoded: Vec<_> = procpool_ipc::decode_batch_outputs::<u64>(&bytes)
+            .expect("decodable")
+            .collect();
+        prop_assert_eq!(decoded, results);
+    }
+
+    /// And it refuses what serde refuses: the same outcome for a valid
+    /// encoding with one byte changed, cut short, or extended.
+    #[test]
+    fn batch_outputs_accept_exactly_what_serde_accepts(
+        results in batch_results(),
+        at in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+        edit in 0u8..3,
+    ) {
+        let mut bytes = Vec::new();
+        procpool_ipc::encode_value(&results, &mut bytes).expect("encodable");
+        match edit {
+            0 => { let i = at.index(bytes.len()); bytes[i] = byte; }
+            1 => bytes.truncate(at.index(bytes.len())),
+            _ => bytes.push(byte),
+        }
+        let ours = procpool_ipc::decode_batch_outputs_uncaught::<u64>(&bytes)
+            .ok()
+            .map(Iterator::collect::<Vec<_>>);
+        let serdes = procpool_ipc::decode_value::<Vec<Result<u64, RemoteError>>>(&bytes).ok();
+        prop_assert_eq!(ours, serdes);
+    }
+}
+
+#[test]
+fn a_batch_output_whose_deserialize_panics_is_a_codec_error() {
+    #[derive(Debug)]
+    struct Explodes;
+    impl<'de> serde::Deserialize<'de> for Explodes {
+        fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+            panic!("Explodes refuses to be decoded")
+        }
+    }
+    let mut bytes = Vec::new();
+    procpool_ipc::encode_value(&vec![Ok::<u64, RemoteError>(1)], &mut bytes).expect("encodable");
+    match procpool_ipc::decode_batch_outputs::<Explodes>(&bytes) {
+        Err(procpool_ipc::PayloadError::Panicked(message)) => {
+            assert!(message.contains("Explodes refuses"), "{message}");
+        }
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_batch_output_with_a_third_variant_is_refused() {
+    // Length 1, variant index 2, then a u64.
+    let bytes = [1u8, 2, 7];
+    assert!(procpool_ipc::decode_batch_outputs::<u64>(&bytes).is_err());
+    assert!(procpool_ipc::decode_value::<Vec<Result<u64, RemoteError>>>(&bytes).is_err());
+}

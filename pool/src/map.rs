@@ -6,8 +6,7 @@ use crate::error::TypeNames;
 use crate::{Error, Pool};
 use procpool_futures::Future;
 use procpool_ipc::{
-    decode_value_catching_panics, CallFrame, CallKind, CodecError, CodecOp, Payload, RemoteError,
-    Task,
+    decode_batch_outputs, BatchOutputs, CallFrame, CallKind, CodecError, CodecOp, Payload, Task,
 };
 use procpool_manager::{Failure, Job};
 use serde::de::DeserializeOwned;
@@ -82,7 +81,7 @@ struct SentChunk {
 /// move per element into another queue was a good part of the cost of one),
 /// or one error for each of its elements.
 enum Ready<O> {
-    Decoded(std::vec::IntoIter<Result<O, RemoteError>>),
+    Decoded(BatchOutputs<O>),
     Failed { error: Error, left: usize },
 }
 
@@ -223,7 +222,7 @@ where
     fn unpack(&mut self, len: usize, outcome: Result<Payload, Error>) {
         let task = self.task.name();
         let decoded = outcome.and_then(|bytes| {
-            decode_value_catching_panics::<Vec<Result<O, RemoteError>>>(&bytes).map_err(|cause| {
+            decode_batch_outputs::<O>(&bytes).map_err(|cause| {
                 Error::Codec(CodecError {
                     task: task.to_owned(),
                     op: CodecOp::DecodeOutput,
@@ -233,7 +232,7 @@ where
             })
         });
         self.ready.push_back(match decoded {
-            Ok(results) => Ready::Decoded(results.into_iter()),
+            Ok(results) => Ready::Decoded(results),
             Err(error) => Ready::Failed { error, left: len },
         });
     }
@@ -243,8 +242,10 @@ where
         loop {
             let item = match self.ready.front_mut()? {
                 Ready::Decoded(results) => results.next().map(|r| {
-                    let types = TypeNames::of::<A, O>();
-                    r.map_err(|e| Error::from_failure(self.task.name(), types, Failure::Remote(e)))
+                    r.map_err(|e| {
+                        let types = TypeNames::of::<A, O>();
+                        Error::from_failure(self.task.name(), types, Failure::Remote(e))
+                    })
                 }),
                 Ready::Failed { left: 0, .. } => None,
                 Ready::Failed { error, left } => {

@@ -29,11 +29,13 @@
 //! Signals: SIGINT is ignored (the parent decides what a Ctrl-C means);
 //! SIGTERM sets a flag that a long task can poll with [`stop_requested`] to
 //! clean up and return during the pool's grace period, after which the
-//! worker serves on.
+//! worker serves on. SIGURG is the worker's own (the liveness watch below):
+//! a task must not take it over.
 //!
 //! Liveness: a worker leads its own process group and lives as long as its
 //! pool reads its results. When nobody can (the pool's process died), it
-//! kills its group at once, busy or idle, so what its task started dies too;
+//! kills its group at once, busy or idle, so what its task started dies too
+//! (the kernel's signal-driven I/O on the result pipe tells it, no thread);
 //! the parent-death signal (SIGHUP, `PR_SET_PDEATHSIG`) does the same. The
 //! end of the call pipe means "no more calls": it answers what it has and
 //! exits 0. The channel is the judge, not the parent pid, so a wrapper
