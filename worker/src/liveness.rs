@@ -15,7 +15,9 @@
 //! [`sys::LIVENESS_SIGNAL`]), and the kernel signals the owner when the last
 //! reader closes the pipe (`pipe_release` in `fs/pipe.c`), as well as when a
 //! full pipe is drained. The handler tells the two apart with a `poll`,
-//! which reports `POLLERR` only when no reader is left (pipe(7)).
+//! which reports `POLLERR` only when no reader is left (pipe(7)). A
+//! launcher may hand the worker a socket instead of a pipe: its peer's close
+//! raises the same signal (`POLL_HUP`), and `poll` reports `POLLHUP`.
 //!
 //! A thread blocked in `poll` did this before. It cost a thread per worker,
 //! and every stop paid for it: a SIGKILL ends a process only once each of

@@ -145,9 +145,12 @@ const F_SETSIG: libc::c_int = 10;
 /// watch starts.
 static WATCHED_RESULTS: AtomicI32 = AtomicI32::new(-1);
 
-/// Whether the write end `fd` of a pipe has no reader left: `poll` asked for
-/// no event reports POLLERR then (pipe(7)), and nothing while a reader is
-/// there. Async-signal-safe.
+/// Whether the write end `fd` of the result channel has no reader left:
+/// `poll` asked for no event reports POLLERR then for a pipe (pipe(7)),
+/// POLLHUP for a socket or a terminal whose other end closed (a launcher's
+/// channel may be either), and nothing while a reader is there. POLLNVAL (a
+/// closed fd, whose number may be reused) is not taken for an end.
+/// Async-signal-safe.
 fn no_reader_left(fd: RawFd) -> bool {
     let mut fds = libc::pollfd {
         fd,
@@ -157,7 +160,7 @@ fn no_reader_left(fd: RawFd) -> bool {
     // SAFETY: poll reads and writes exactly the one pollfd we pass, which
     // lives on this stack frame for the call; a zero timeout never blocks.
     let ready = unsafe { libc::poll(&mut fds, 1, 0) };
-    ready > 0 && fds.revents & libc::POLLERR != 0
+    ready > 0 && fds.revents & (libc::POLLERR | libc::POLLHUP) != 0
 }
 
 /// [`LIVENESS_SIGNAL`]: the result pipe lost its last reader, or was

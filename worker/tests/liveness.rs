@@ -1,7 +1,8 @@
 //! A worker lives as long as somebody reads its results: with its parent
 //! (this test) alive, so that no parent-death signal plays a part, the end
 //! of the result pipe's last reader kills the worker, idle or running a
-//! long task; a large result, whose pipe fills and drains many times (each
+//! long task, and so does the close of its peer when a launcher gave it a
+//! socket; a large result, whose pipe fills and drains many times (each
 //! drain raises the same signal), disturbs nothing.
 
 mod util;
@@ -51,4 +52,49 @@ fn a_large_result_through_a_small_pipe_disturbs_nothing() {
     worker.close_calls();
     let (status, stderr) = worker.expect_eof_and_exit();
     assert_exit_code(status, 0, &stderr);
+}
+
+#[test]
+fn a_worker_whose_results_go_to_a_socket_kills_itself_when_the_peer_closes() {
+    // A launcher (ssh, srun, kubectl) may give the worker a socket for its
+    // stdout: the peer's close is the end of the reader there.
+    use std::os::unix::net::UnixStream;
+    use std::process::Stdio;
+    let (ours, theirs) = UnixStream::pair().expect("a socket pair");
+    let mut command = util::worker_command();
+    util::pool_env(&mut command);
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the worker program starts");
+    let calls = child.stdin.take();
+    let mut reader = procpool_ipc::FrameReader::new(&ours);
+    ours.set_read_timeout(Some(util::DEADLINE))
+        .expect("a read timeout");
+    let hello = reader.next_frame().expect("a frame").expect("the Hello");
+    assert!(matches!(
+        procpool_ipc::FromWorker::decode(hello),
+        Ok(procpool_ipc::FromWorker::Hello(_))
+    ));
+    drop(reader);
+    drop(ours);
+    let deadline = std::time::Instant::now() + util::DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait works") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the worker outlived its socket's peer by {:?}",
+                util::DEADLINE
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    drop(calls);
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
 }
