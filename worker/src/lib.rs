@@ -30,7 +30,10 @@
 //! SIGTERM sets a flag that a long task can poll with [`stop_requested`] to
 //! clean up and return during the pool's grace period, after which the
 //! worker serves on. SIGURG is the worker's own (the liveness watch below):
-//! a task must not take it over.
+//! a task must not take it over. It arrives when the pool drains a result
+//! pipe that a large output filled, so it may interrupt a blocking call of
+//! the next task that the kernel does not restart (`poll`, `epoll_wait`,
+//! with `EINTR`), as any signal may; std's calls retry.
 //!
 //! Liveness: a worker leads its own process group and lives as long as its
 //! pool reads its results. When nobody can (the pool's process died), it

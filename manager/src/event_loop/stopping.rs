@@ -133,6 +133,10 @@ impl EventLoop {
         }
         w.replace_when_reaped = true;
         let serial = w.serial;
+        if self.in_flight() > 0 {
+            // The replacement will go through the spawner thread.
+            self.spawner.warm();
+        }
         self.timers
             .arm(REPLACE_WAIT, slot, serial, Deadline::Replace);
     }

@@ -61,6 +61,13 @@ impl Spawner {
         Ok(self.requests.as_ref().expect("set just above"))
     }
 
+    /// Starts the thread now, ahead of a request known to come (a stopped
+    /// worker's replacement), so that the request does not wait for the
+    /// thread's creation. A failure is left for that request to report.
+    pub(crate) fn warm(&mut self) {
+        let _ = self.start_thread();
+    }
+
     /// Asks for a worker; it arrives in [`take_started`](Self::take_started)
     /// (and the manager is woken).
     ///
