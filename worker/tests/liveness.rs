@@ -80,21 +80,7 @@ fn a_worker_whose_results_go_to_a_socket_kills_itself_when_the_peer_closes() {
     ));
     drop(reader);
     drop(ours);
-    let deadline = std::time::Instant::now() + util::DEADLINE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait works") {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "the worker outlived its socket's peer by {:?}",
-                util::DEADLINE
-            );
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    };
+    let status = util::reap_within(&mut child, util::DEADLINE);
     drop(calls);
     assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
 }

@@ -364,21 +364,9 @@ impl Worker {
     /// # Panics
     /// When it has not exited within the deadline (it is killed first).
     pub(crate) fn reap(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + DEADLINE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait works") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                self.reaped = true;
-                panic!("worker {} did not exit within {DEADLINE:?}", self.pid());
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        // Reaped either way: `reap_within` kills and reaps before it panics.
         self.reaped = true;
-        status
+        reap_within(&mut self.child, DEADLINE)
     }
 
     /// Reads until the result pipe ends (the worker must send nothing more),
@@ -452,5 +440,24 @@ impl Worker {
             assert!(Instant::now() < deadline, "{unread} bytes of calls unread");
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+}
+
+/// Waits up to `limit` for `child` to exit and reaps it.
+///
+/// # Panics
+/// When it has not exited by then (it is killed and reaped first).
+pub(crate) fn reap_within(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("try_wait works") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("worker {} did not exit within {limit:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
