@@ -34,6 +34,11 @@ use std::time::{Duration, Instant};
 /// there is no pidfd to say so.
 const REAP_RETRY: Duration = Duration::from_millis(2);
 
+/// How long the manager waits for a launched worker's stderr to be read to
+/// its end when the worker ended before its `Hello`, so that the error
+/// quotes the launcher's last words. Only that failure pays it.
+const STDERR_END_WAIT: Duration = Duration::from_millis(200);
+
 impl EventLoop {
     /// Starts workers while there is work for them: the pending jobs that no
     /// idle or starting worker will take, up to `max_workers`, and at least
@@ -378,7 +383,7 @@ impl EventLoop {
         if let Some(stderr) = w.stderr.as_ref().filter(|_| !w.said_hello) {
             // Before its Hello, a launched worker's stderr says why (a host
             // down, a key refused, no program there).
-            let said = stderr.text();
+            let said = stderr.text_when_ended(STDERR_END_WAIT);
             if !said.is_empty() {
                 description = format!("{description} before its Hello; its stderr: {said}");
             }

@@ -16,11 +16,12 @@ use super::command;
 use super::{Process, StartError, Started};
 use crate::config::{Config, Source};
 use crate::sys;
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The last stderr lines of a launched worker kept for its error messages.
 const TAIL_LINES: usize = 8;
@@ -29,12 +30,41 @@ const TAIL_LINE_LEN: usize = 300;
 
 /// The end of a launched worker's stderr, as far as it has arrived.
 #[derive(Debug, Default)]
-pub(crate) struct StderrTail(Mutex<VecDeque<String>>);
+pub(crate) struct StderrTail {
+    state: Mutex<TailState>,
+    /// Notified when the relay reaches the end of the pipe.
+    ended: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct TailState {
+    lines: VecDeque<String>,
+    /// The relay has read the pipe to its end (or could not start).
+    ended: bool,
+}
 
 impl StderrTail {
-    /// The lines kept, joined with "; " (empty when there were none).
-    pub(crate) fn text(&self) -> String {
-        self.0.lock().iter().cloned().collect::<Vec<_>>().join("; ")
+    /// The lines kept, joined with "; " (empty when there were none), once
+    /// the relay has read the pipe to its end or `within` has passed.
+    ///
+    /// The relay is a thread of its own: when a launcher exits (ssh after
+    /// "Permission denied"), its last line may not be read yet when the
+    /// pool learns of the exit. The pipe ends with the launcher unless
+    /// something it started keeps it open, hence the bound.
+    pub(crate) fn text_when_ended(&self, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        let mut state = self.state.lock();
+        while !state.ended {
+            if self.ended.wait_until(&mut state, deadline).timed_out() {
+                break;
+            }
+        }
+        state.lines.iter().cloned().collect::<Vec<_>>().join("; ")
+    }
+
+    fn end(&self) {
+        self.state.lock().ended = true;
+        self.ended.notify_all();
     }
 
     fn push(&self, line: &str) {
@@ -50,7 +80,7 @@ impl StderrTail {
             line.truncate(cut);
             line.push('…');
         }
-        let mut lines = self.0.lock();
+        let lines = &mut self.state.lock().lines;
         if lines.len() == TAIL_LINES {
             lines.pop_front();
         }
@@ -92,6 +122,7 @@ pub(crate) fn launch(
 /// dropped and the worker's writes to it fail, which it survives.
 fn relay(stderr: OwnedFd, name: &str, tail: Arc<StderrTail>) {
     let prefix = format!("[{name}] ");
+    let tail_if_not_started = Arc::clone(&tail);
     let started = std::thread::Builder::new()
         .name("procpool-stderr".into())
         .spawn(move || {
@@ -100,7 +131,7 @@ fn relay(stderr: OwnedFd, name: &str, tail: Arc<StderrTail>) {
             loop {
                 line.clear();
                 match lines.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => return,
+                    Ok(0) | Err(_) => return tail.end(),
                     Ok(_) => {}
                 }
                 let text = String::from_utf8_lossy(&line);
@@ -115,5 +146,6 @@ fn relay(stderr: OwnedFd, name: &str, tail: Arc<StderrTail>) {
         });
     if let Err(e) = started {
         log::warn!("procpool: cannot relay a launched worker's stderr: {e}");
+        tail_if_not_started.end();
     }
 }
